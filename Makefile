@@ -1,0 +1,44 @@
+# pychat_db: every command a developer or CI runs. `make help` lists them.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: help install demo test lint typecheck codegen fuzz bench clean
+
+help:
+	@echo "make install   create .venv with the project and its dev tools (idempotent)"
+	@echo "make demo      install, then import examples/export into chat.db, verify it, print the summary"
+	@echo "make test      install, then sqlfluff, ruff, mypy --strict, codegen --check and pytest"
+	@echo "make codegen   regenerate pychat_db/generated/, schema snapshots and docs/schema.md"
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	rm -f chat.db chat.db-wal chat.db-shm
+	$(PY) -m pychat_db.migrate --db chat.db up
+	$(PY) -m pychat_db.migrate --db chat.db status
+
+lint: install
+	$(VENV)/bin/sqlfluff lint schema queries
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy --strict
+
+codegen: install
+	$(PY) -m codegen
+
+test: lint typecheck
+	$(PY) -m codegen --check
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis chat.db chat.db-wal chat.db-shm
