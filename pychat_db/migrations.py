@@ -16,6 +16,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import apsw
 
@@ -98,7 +99,13 @@ def applied_migrations(conn: apsw.Connection) -> tuple[AppliedMigration, ...]:
     rows = conn.execute(
         f"SELECT version, name, sha256, applied_at FROM {BOOKKEEPING_TABLE} ORDER BY version"
     ).fetchall()
-    return tuple(AppliedMigration(*row) for row in rows)
+    return tuple(AppliedMigration(*cast(tuple[int, str, str, str], row)) for row in rows)
+
+
+def user_version(conn: apsw.Connection) -> int:
+    row = conn.execute("PRAGMA user_version").fetchone()
+    assert row is not None
+    return cast(int, row[0])
 
 
 def status(conn: apsw.Connection, migrations: Sequence[Migration] | None = None) -> Status:
@@ -106,12 +113,11 @@ def status(conn: apsw.Connection, migrations: Sequence[Migration] | None = None)
     if migrations is None:
         migrations = load_migrations()
     head = migrations[-1].version if migrations else 0
-    current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    current = user_version(conn)
     applied = applied_migrations(conn)
     if current > head:
         raise MigrationError(
-            f"database is at schema version {current}, newer than this code's {head}; "
-            "upgrade pychat_db instead"
+            f"database is at schema version {current}, newer than this code's {head}; upgrade pychat_db instead"
         )
     if [a.version for a in applied] != list(range(1, current + 1)):
         raise MigrationError(

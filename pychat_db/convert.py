@@ -1,0 +1,74 @@
+"""Value converters between Python and the stored SQLite form, in one place.
+
+Stored forms (see schema/0001_initial.sql):
+  * timestamps: canonical UTC ISO-8601 text `YYYY-MM-DDTHH:MM:SS.ffffffZ`;
+  * booleans: INTEGER 0 / 1;
+  * enums: their TEXT value.
+The generated mappers, the repositories and the import/export tools all call
+these, so a value is converted the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import TypeVar
+
+UTC = dt.UTC
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+_E = TypeVar("_E", bound=enum.Enum)
+
+# datetime's own range, in microseconds since the epoch: years 0001 to 9999.
+MIN_MICROS = -62135596800000000
+MAX_MICROS = 253402300799999999
+
+
+class NaiveDatetimeError(ValueError):
+    """A datetime without a timezone: which instant it means is unknown."""
+
+
+def timestamp_to_db(value: dt.datetime) -> str:
+    """Aware datetime → canonical UTC text. A naive datetime is refused."""
+    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+        raise NaiveDatetimeError(f"naive datetime {value.isoformat()}: give it a timezone (e.g. datetime.UTC)")
+    utc = value.astimezone(UTC)
+    # strftime's %Y does not zero-pad years before 1000 on every platform.
+    return f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S.%f}Z"
+
+
+def timestamp_from_db(value: str) -> dt.datetime:
+    """Canonical UTC text → aware UTC datetime."""
+    return dt.datetime.strptime(value, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+
+
+def micros_to_timestamp_text(micros: int) -> str:
+    """Microseconds since the Unix epoch (UTC; the legacy store's DateTime) → canonical text.
+
+    Raises ValueError outside years 0001-9999.
+    """
+    if not MIN_MICROS <= micros <= MAX_MICROS:
+        raise ValueError(f"{micros} µs since the epoch is outside years 0001-9999")
+    return timestamp_to_db(EPOCH + dt.timedelta(microseconds=micros))
+
+
+def timestamp_text_to_micros(value: str) -> int:
+    """Canonical text → microseconds since the Unix epoch."""
+    delta = timestamp_from_db(value) - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def bool_to_db(value: bool) -> int:
+    return 1 if value else 0
+
+
+def bool_from_db(value: int) -> bool:
+    return value != 0
+
+
+def enum_to_db(value: enum.Enum) -> str:
+    return str(value.value)
+
+
+def enum_from_db(kind: type[_E], value: str) -> _E:
+    return kind(value)

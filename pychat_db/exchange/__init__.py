@@ -1,0 +1,1 @@
+"""Moving data in and out: the legacy export contract (../shared/export-format.md)."""
