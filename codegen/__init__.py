@@ -1,0 +1,1 @@
+"""Code generation from schema/ and queries/: `python -m codegen [--check]`."""

@@ -1,0 +1,66 @@
+"""Standard fixtures shared by every test module.
+
+Area-specific helpers live in `tests/support/` (importable as `tests.support.*`)
+so that this file stays small and owned by no single area.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import apsw
+import pytest
+
+from pychat_db.connection import connect
+from pychat_db.migrations import migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def memory_db() -> Iterator[apsw.Connection]:
+    """An in-memory database at the head schema version."""
+    conn = connect(":memory:")
+    migrate(conn)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    """Path of a database file in tmp_path at the head schema version (closed)."""
+    path = tmp_path / "chat.db"
+    conn = connect(path)
+    migrate(conn)
+    conn.close()
+    return path
+
+
+@pytest.fixture
+def file_db(db_path: Path) -> Iterator[apsw.Connection]:
+    """An open connection to `db_path`."""
+    conn = connect(db_path)
+    yield conn
+    conn.close()
+
+
+def run_module(module: str, *args: str | os.PathLike[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `python -m MODULE ARGS...` as a real subprocess; capture text output."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *map(os.fspath, args)],
+        cwd=cwd or ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+@pytest.fixture
+def run() -> object:
+    """`run(module, *args)` → CompletedProcess of `python -m module args...`."""
+    return run_module

@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m tools.bench <name>`; each prints a table and asserts nothing."""
