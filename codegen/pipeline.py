@@ -1,0 +1,54 @@
+"""The whole run: schema → queries → rendered files, as `{relative path: text}` (nothing written)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from codegen import render
+from codegen.schema import load_schemas
+from pychat_db.migrations import load_migrations
+
+# Everything codegen owns: files here that it would not write are stale (deleted by a run).
+OWNED_DIRS = ("pychat_db/generated", "schema/snapshots")
+OWNED_FILES = ("docs/schema.md",)
+
+
+def generate(root: Path) -> dict[str, str]:
+    """Every generated file for the repository at `root` (its `schema/` and `queries/`).
+
+    Raises CodegenError naming the file (and query) when the input is refused.
+    """
+    schema_dir = root / "schema"
+    schemas = load_schemas(schema_dir)
+    migration_paths = [m.path for m in load_migrations(schema_dir)]
+    head = schemas[-1]
+    schema_sources = render.schema_sources(root, migration_paths)
+    out: dict[str, str] = {}
+    gen = render.GENERATED
+    out[f"{gen}/__init__.py"] = render.render_package_init(
+        "Code generated from schema/ and queries/ by `python -m codegen` (see docs/codegen.md).", []
+    )
+    out[f"{gen}/enums.py"] = render.render_enums(head, schema_sources)
+    out[f"{gen}/rows.py"] = render.render_rows(head, schema_sources)
+    out[f"{gen}/mappers.py"] = render.render_mappers(head, schema_sources)
+    out["docs/schema.md"] = render.render_schema_md(head, schema_sources)
+    for schema in schemas:
+        sources = schema_sources[: schema.version]
+        out[f"schema/snapshots/{schema.version:04d}.json"] = render.render_snapshot(schema, sources)
+    return dict(sorted(out.items()))
+
+
+def existing(root: Path) -> dict[str, str]:
+    """The files codegen owns as they are on disk now."""
+    found: dict[str, str] = {}
+    for directory in OWNED_DIRS:
+        base = root / directory
+        if base.is_dir():
+            for path in sorted(base.rglob("*")):
+                if path.is_file() and "__pycache__" not in path.parts:
+                    found[path.relative_to(root).as_posix()] = path.read_text(encoding="utf-8")
+    for name in OWNED_FILES:
+        path = root / name
+        if path.is_file():
+            found[name] = path.read_text(encoding="utf-8")
+    return found

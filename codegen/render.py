@@ -1,0 +1,242 @@
+"""Stage 3: render the introspected schema and the analysed queries through the Jinja templates.
+
+Every function here returns `{path relative to the repository: file text}`; nothing is
+written (that is `__main__`'s job), so `--check` can compare in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from codegen.pytypes import PyType
+from codegen.schema import Schema, Table, snapshot
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+GENERATED = "pychat_db/generated"
+
+# Columns whose value is a secret: kept out of the dataclass repr (and so out of logs and errors).
+SECRET_COLUMN = re.compile(r"(api_key|secret|password|token)", re.IGNORECASE)
+
+_CONVERTERS = (
+    "bool_from_db",
+    "bool_to_db",
+    "enum_from_db",
+    "enum_to_db",
+    "timestamp_from_db",
+    "timestamp_to_db",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """An input file of codegen, by its repository-relative path and the SHA-256 of its bytes."""
+
+    path: str
+    sha256: str
+
+    @classmethod
+    def of(cls, path: Path, root: Path) -> Source:
+        try:
+            rel = path.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            rel = path.name
+        return cls(rel, hashlib.sha256(path.read_bytes()).hexdigest())
+
+
+def template_source(name: str) -> Source:
+    path = TEMPLATES_DIR / name
+    return Source(f"codegen/templates/{name}", hashlib.sha256(path.read_bytes()).hexdigest())
+
+
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+
+
+def render(template: str, sources: Iterable[Source], **context: Any) -> str:
+    """Render `template` with the header listing `sources` (plus the template and the header)."""
+    all_sources = sorted({*sources, template_source(template), template_source("header.py.j2")}, key=lambda s: s.path)
+    if not template.endswith(".py.j2"):
+        all_sources = [s for s in all_sources if s.path != "codegen/templates/header.py.j2"]
+    return environment().get_template(template).render(sources=all_sources, **context)
+
+
+def python_imports(body: str, candidates: dict[str, list[str]]) -> str:
+    """The import block for the names of `candidates` ({module: [names]}) that `body` uses, isort-ordered.
+
+    A candidate spelled `import X` is a straight `import X` (used when `body` says `X.`).
+    """
+    stdlib = {"collections.abc", "dataclasses", "datetime", "enum", "typing"}
+    third_party = {"aiosql", "apsw"}
+    groups: list[list[str]] = [[], [], []]
+    for module in sorted(candidates):
+        group = 0 if module in stdlib else 1 if module in third_party else 2
+        if f"import {module}" in candidates[module]:
+            if re.search(rf"(?<![\w.]){re.escape(module)}\.", body):
+                groups[group].append(f"import {module}")
+            continue
+        names = sorted(n for n in candidates[module] if re.search(rf"(?<![\w.]){re.escape(n)}\b", body))
+        if not names:
+            continue
+        line = f"from {module} import {', '.join(names)}"
+        if len(line) > 120:
+            line = f"from {module} import (\n" + "".join(f"    {n},\n" for n in names) + ")"
+        groups[group].append(line)
+    blocks = []
+    for lines in groups:
+        plain = sorted(line for line in lines if line.startswith("import "))
+        froms = sorted((line for line in lines if line.startswith("from ")), key=lambda s: s.split()[1])
+        if plain or froms:
+            blocks.append("\n".join(plain + froms))
+    return "\n\n".join(blocks)
+
+
+def enum_member(value: str) -> str:
+    name = re.sub(r"\W", "_", value).upper() or "EMPTY"
+    return "_" + name if name[0].isdigit() else name
+
+
+def schema_sources(root: Path, migration_paths: Iterable[Path]) -> list[Source]:
+    return [Source.of(p, root) for p in migration_paths]
+
+
+def _field(table: Table, column_name: str, annotation: str) -> str:
+    if SECRET_COLUMN.search(column_name):
+        return f"{column_name}: {annotation} = field(repr=False)"
+    return f"{column_name}: {annotation}"
+
+
+def render_enums(schema: Schema, sources: list[Source]) -> str:
+    members = {
+        c.enum_name: [(enum_member(v), json.dumps(v, ensure_ascii=False)) for v in c.enum_values] for c in schema.enums
+    }
+    return render("enums.py.j2", sources, enums=schema.enums, members=members)
+
+
+def render_rows(schema: Schema, sources: list[Source]) -> str:
+    fields = {t.name: [_field(t, c.name, PyType.of_column(c).annotation) for c in t.columns] for t in schema.tables}
+    body = "\n".join(line for lines in fields.values() for line in lines)
+    imports = python_imports(
+        body + "\ndataclass",
+        {
+            "dataclasses": ["dataclass", "field"],
+            "datetime": ["datetime"],
+            "pychat_db.generated.enums": [c.enum_name for c in schema.enums if c.enum_name],
+        },
+    )
+    return render("rows.py.j2", sources, tables=schema.tables, fields=fields, imports=imports)
+
+
+def mapper_prefix(table: Table) -> str:
+    return table.singular
+
+
+def render_mappers(schema: Schema, sources: list[Source]) -> str:
+    mappers = []
+    for table in schema.tables:
+        types = [(c.name, PyType.of_column(c)) for c in table.columns]
+        mappers.append(
+            {
+                "table": table,
+                "prefix": mapper_prefix(table),
+                "tuple_alias": "".join(p.capitalize() for p in table.singular.split("_")) + "Values",
+                "db_annotations": [t.db_annotation for _, t in types],
+                "from_db": [(name, t.from_db(f"values[{i}]")) for i, (name, t) in enumerate(types)],
+                "to_db": [t.to_db(f"row.{name}") for name, t in types],
+                "params": [(name, t.to_db(f"row.{name}")) for name, t in types],
+            }
+        )
+    body = environment().get_template("mappers.py.j2").render(sources=[], mappers=mappers, imports="")
+    imports = python_imports(
+        body,
+        {
+            "collections.abc": ["Sequence"],
+            "typing": ["Any", "Final", "TypeAlias"],
+            "pychat_db.convert": list(_CONVERTERS),
+            "pychat_db.generated.enums": [c.enum_name for c in schema.enums if c.enum_name],
+            "pychat_db.generated.rows": [t.class_name for t in schema.tables],
+        },
+    )
+    return render("mappers.py.j2", sources, mappers=mappers, imports=imports)
+
+
+def render_package_init(docstring: str, sources: list[Source]) -> str:
+    return render("package_init.py.j2", sources, docstring=docstring)
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render_schema_md(schema: Schema, sources: list[Source]) -> str:
+    relations = []
+    for table in schema.tables:
+        for fk in table.foreign_keys:
+            nullable = any(c.nullable for c in table.columns if c.name in fk.columns)
+            left = "|o" if nullable else "||"
+            label = ", ".join(fk.columns) + (f" ON DELETE {fk.on_delete}" if fk.on_delete != "NO ACTION" else "")
+            relations.append(f'{fk.ref_table} {left}--o{{ {table.name} : "{label}"')
+    keys: dict[str, dict[str, str]] = {}
+    column_rows: dict[str, list[list[str]]] = {}
+    index_columns: dict[str, str] = {}
+    for table in schema.tables:
+        fk_columns = {c for fk in table.foreign_keys for c in fk.columns}
+        keys[table.name] = {}
+        column_rows[table.name] = []
+        for column in table.columns:
+            marks = [m for m, on in (("PK", column.name in table.primary_key), ("FK", column.name in fk_columns)) if on]
+            keys[table.name][column.name] = (" " + ", ".join(marks)) if marks else ""
+            constraints = [f"`CHECK ({_md(k.expression)})`" for k in table.checks if k.column == column.name]
+            constraints += [
+                f"→ `{fk.ref_table}.{', '.join(fk.ref_columns)}` ON DELETE {fk.on_delete}"
+                for fk in table.foreign_keys
+                if column.name in fk.columns
+            ]
+            column_rows[table.name].append(
+                [
+                    f"`{column.name}`",
+                    column.decl_type,
+                    "yes" if column.nullable else "no",
+                    f"`{_md(column.default)}`" if column.default is not None else "",
+                    f"`{_md(PyType.of_column(column).annotation)}`",
+                    "<br>".join(constraints),
+                ]
+            )
+        for index in table.indexes:
+            names = [(ic.name or "(expression)") + (" DESC" if ic.desc else "") for ic in index.columns]
+            index_columns[index.name] = ", ".join(names)
+    return render(
+        "schema.md.j2",
+        sources,
+        schema=schema,
+        relations=relations,
+        keys=keys,
+        column_rows=column_rows,
+        index_columns=index_columns,
+    )
+
+
+def render_snapshot(schema: Schema, sources: list[Source]) -> str:
+    document = {
+        "_generated": {
+            "by": "python -m codegen",
+            "note": "do not edit: change the SQL in schema/ (append a migration), then rerun python -m codegen",
+            "sources": {s.path: s.sha256 for s in sources},
+        },
+        **snapshot(schema),
+    }
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
