@@ -1,0 +1,146 @@
+"""`python -m tools.export --db PATH --out DIR [--force] [--exported-at TS]`: the canonical export.
+
+Writes the canonical form of the export contract (see `pychat_db.exchange.writer`)
+from one read transaction, so a database in use exports a consistent snapshot.
+Streams every table in primary-key order (no sort: ids are the rowid and
+message_tags is a WITHOUT ROWID table keyed by (message_id, tag_id)), so memory
+stays flat however large the database. The directory appears only when complete.
+
+exportedAt: the time of the export by default, so re-exports differ only in that
+line of manifest.json; `--exported-at` pins it (reproducible builds, tests), and
+then export(import(export(D))) is byte-identical to export(D), manifest included.
+
+The SELECTs are built from `pychat_db.exchange.contract` rather than kept in
+`queries/`: the contract is the one list of columns and their order, and the
+writer relies on exactly that order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import apsw
+
+from pychat_db import convert, migrations
+from pychat_db.connection import connect
+from pychat_db.errors import MigrationError
+from pychat_db.exchange.contract import COLLECTIONS, Collection
+from pychat_db.exchange.writer import (
+    ExportError,
+    FileSummary,
+    Row,
+    staged_directory,
+    write_collection,
+    write_manifest,
+)
+
+
+def select_sql(collection: Collection) -> str:
+    """`SELECT <contract columns> FROM <table> ORDER BY <key>`: a full scan in key order."""
+    key = ", ".join(collection.field(name).column for name in collection.key)
+    return f"SELECT {', '.join(collection.columns)} FROM {collection.table} ORDER BY {key}"
+
+
+def open_current(path: Path) -> apsw.Connection:
+    """A read-only connection to a database at the code's schema version (ExportError otherwise)."""
+    try:
+        conn = connect(path, readonly=True)
+        state = migrations.status(conn)
+    except FileNotFoundError:
+        raise ExportError(f"{path}: no such database") from None
+    except (MigrationError, apsw.Error) as exc:
+        raise ExportError(f"{path}: {exc}") from None
+    if state.pending:
+        raise ExportError(
+            f"{path}: schema version {state.current}, this code's is {state.head}; "
+            f"run python -m pychat_db.migrate --db {path} up first"
+        )
+    return conn
+
+
+def table_rows(conn: apsw.Connection, collection: Collection) -> Iterator[Row]:
+    rows: Iterator[Row] = conn.execute(select_sql(collection))
+    return rows
+
+
+def export_database(
+    db: Path, out: Path, *, exported_at: str, force: bool = False, quiet: bool = False
+) -> list[FileSummary]:
+    """Export `db` into the new directory `out` (see module doc); return what was written."""
+    conn = open_current(db)
+    summaries: list[FileSummary] = []
+    try:
+        conn.execute("BEGIN")
+        with staged_directory(out, force=force) as stage:
+            for collection in COLLECTIONS:
+                started = time.perf_counter()
+                summary = write_collection(stage, collection, table_rows(conn, collection))
+                summaries.append(summary)
+                if not quiet:
+                    elapsed = time.perf_counter() - started
+                    rate = summary.rows / elapsed if elapsed > 0 else 0.0
+                    print(
+                        f"exported {summary.file}: {summary.rows} rows, {summary.size / 1e6:.1f} MB "
+                        f"in {elapsed:.1f} s ({rate:,.0f} rows/s)",
+                        file=sys.stderr,
+                    )
+            write_manifest(stage, summaries, exported_at)
+    finally:
+        if conn.in_transaction:
+            conn.execute("COMMIT")
+        conn.close()
+    return summaries
+
+
+def _exported_at(text: str) -> str:
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an ISO-8601 timestamp with an offset") from None
+    if parsed.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a UTC offset (Z or +HH:MM)")
+    return convert.timestamp_to_db(parsed)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.export",
+        description="Write a database as the canonical export (the rollback path of tools.import).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--db", required=True, type=Path, help="database file to export")
+    parser.add_argument("--out", required=True, type=Path, help="directory to create (absent or empty)")
+    parser.add_argument("--force", action="store_true", help="replace an existing export in --out")
+    parser.add_argument(
+        "--exported-at",
+        type=_exported_at,
+        help="manifest exportedAt (ISO-8601 with offset); default: now, UTC",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    args = parser.parse_args(argv)
+    exported_at = args.exported_at or convert.timestamp_to_db(dt.datetime.now(dt.UTC))
+    started = time.perf_counter()
+    try:
+        summaries = export_database(args.db, args.out, exported_at=exported_at, force=args.force, quiet=args.quiet)
+    except ExportError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, apsw.Error) as exc:
+        print(f"Error: {args.db}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    elapsed = time.perf_counter() - started
+    print(f"{'collection':<14} {'rows':>10} {'MB':>9}  file")
+    for s in summaries:
+        print(f"{s.collection:<14} {s.rows:>10} {s.size / 1e6:>9.1f}  {s.file}")
+    total = sum(s.rows for s in summaries)
+    print(f"exported {total} rows to {args.out} in {elapsed:.1f} s (exportedAt {exported_at})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
