@@ -1,0 +1,238 @@
+"""The key/value storage under an Isar 3 file, behind a tiny interface of our own.
+
+Isar 3 keeps its data in an MDBX environment (one file, no subdirectory). The
+reader needs only three things from it: open a file read-only, list its named
+maps, iterate one map's key/value pairs in key order. `Store` is that
+interface; `MdbxStore` implements it with the `clibmdbx` binding, so another
+binding can replace it without touching the decoder.
+
+`private_copy()` is the only way the library reaches a user's file: it copies
+the file (and nothing else: no lock file) into a fresh private directory and
+everything after that works on the copy. The user's file is only ever read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from pychat_db.errors import PychatDbError
+
+# MDBX database flags (mdbx.h); the values are part of the on-disk format.
+MDBX_REVERSEKEY = 0x02
+MDBX_DUPSORT = 0x04
+MDBX_INTEGERKEY = 0x08
+MDBX_DUPFIXED = 0x10
+MDBX_INTEGERDUP = 0x20
+
+
+class StorageError(PychatDbError):
+    """The file cannot be opened or read as an MDBX environment (not MDBX, truncated, corrupt)."""
+
+
+class NeedsRecovery(StorageError):
+    """The copy was left by a writer that did not finish (the app crashed or is running)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MapInfo:
+    """One named map: its name, number of entries (key/value pairs) and MDBX flags."""
+
+    name: str
+    entries: int
+    flags: int
+
+    @property
+    def integer_key(self) -> bool:
+        return bool(self.flags & MDBX_INTEGERKEY)
+
+    @property
+    def duplicates(self) -> bool:
+        return bool(self.flags & MDBX_DUPSORT)
+
+
+class Store(Protocol):
+    """A read-only view of one key/value file."""
+
+    page_size: int
+    file_size: int
+
+    def maps(self) -> list[MapInfo]:
+        """The named maps, sorted by name."""
+        ...
+
+    def items(self, name: str) -> Iterator[tuple[bytes, bytes]]:
+        """The (key, value) pairs of map `name` in key order (duplicates in value order), one at a time."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@contextlib.contextmanager
+def _captured_stderr() -> Iterator[list[str]]:
+    """Capture what C code writes to file descriptor 2 (libmdbx logs there) into the yielded list.
+
+    The diagnostics are kept for the error message instead of being mixed into
+    the command's own stderr.
+    """
+    lines: list[str] = []
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all
+        yield lines
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read().decode("utf-8", "replace")
+            lines.extend(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _reason(exc: BaseException, log: list[str]) -> str:
+    """A short reason from a clibmdbx error and libmdbx's last log line."""
+    what = str(exc).split(": ", 1)[-1] if "MDBX_" in str(exc) else str(exc)
+    detail = log[-1].split(" ", 1)[-1] if log else ""
+    return f"{what} ({detail})" if detail and detail not in what else what
+
+
+class MdbxStore:
+    """`Store` over `clibmdbx`: one long read transaction on a file nobody else uses.
+
+    `writable=True` opens it read-write, which lets libmdbx finish an
+    interrupted commit (recovery); only ever do that on a private copy.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, writable: bool = False) -> None:
+        import clibmdbx
+
+        self._mdbx = clibmdbx
+        self.path = Path(path)
+        with _captured_stderr() as log:
+            try:
+                self._env: Any = clibmdbx.Environment(
+                    os.fspath(path), readonly=not writable, subdir=False, max_dbs=1024
+                )
+            except clibmdbx.WannaRecoveryError as exc:
+                error: StorageError = NeedsRecovery(_reason(exc, log))
+            except (clibmdbx.Error, OSError) as exc:
+                error = StorageError(f"not a readable MDBX (Isar 3) file: {_reason(exc, log)}")
+            else:
+                error = None  # type: ignore[assignment]
+        if error is not None:
+            raise error
+        try:
+            info = self._env.info()
+            self.page_size: int = int(info["page_size"])
+            self.file_size: int = os.path.getsize(path)
+            self._txn: Any = self._env.read()
+            self._maps: dict[str, MapInfo] = {
+                d["name"].decode("utf-8", "replace"): MapInfo(
+                    d["name"].decode("utf-8", "replace"), int(d["entries"]), int(d["flags"])
+                )
+                for d in self._txn.databases()
+                if d.get("name") is not None
+            }
+        except clibmdbx.Error as exc:
+            self._env.close()
+            raise StorageError(f"cannot read the file's map list: {_reason(exc, [])}") from None
+        self._dbs: dict[str, Any] = {}
+
+    def maps(self) -> list[MapInfo]:
+        return [self._maps[name] for name in sorted(self._maps)]
+
+    def _db(self, name: str) -> Any:
+        db = self._dbs.get(name)
+        if db is None:
+            info = self._maps.get(name)
+            if info is None:
+                raise KeyError(name)
+            db = self._txn.open_db(name.encode("utf-8"), flags=info.flags)
+            self._dbs[name] = db
+        return db
+
+    def items(self, name: str) -> Iterator[tuple[bytes, bytes]]:
+        mdbx = self._mdbx
+        try:
+            cursor = self._txn.cursor(self._db(name))
+            yield from cursor
+        except mdbx.Error as exc:
+            raise StorageError(f"map {name}: {_reason(exc, [])}") from None
+
+    def close(self) -> None:
+        if self._env is not None:
+            with contextlib.suppress(Exception):
+                self._txn.abort()
+            self._env.close()
+            self._env = None
+
+    def __enter__(self) -> MdbxStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateCopy:
+    """A copy of the user's file in a private (0700) directory; `recovered` says libmdbx had to repair it."""
+
+    path: Path
+    directory: Path
+    store: Store
+    recovered: bool
+
+
+def _stat_key(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+@contextlib.contextmanager
+def private_copy(source: str | os.PathLike[str], *, tmp_dir: str | None = None) -> Iterator[PrivateCopy]:
+    """Copy `source` into a fresh private temp directory, open the copy, yield it, delete the directory.
+
+    Only `source` itself is read (not its lock file); its bytes and mtime are
+    left as they were. The copy is opened read-only; if libmdbx says it needs
+    recovery (the writer did not finish: the app crashed or is still running),
+    it is reopened read-write, which repairs the copy only, and `recovered` is
+    True. A file that changes while it is being copied is copied again (3
+    tries), then refused.
+    """
+    src = Path(source)
+    if not src.is_file():
+        raise StorageError("no such file" if not src.exists() else "not a regular file")
+    directory = Path(tempfile.mkdtemp(prefix="pychat-isar-", dir=tmp_dir))  # mode 0700
+    try:
+        os.chmod(directory, 0o700)
+        copy = directory / "copy.isar"
+        for _attempt in range(3):
+            before = _stat_key(src)
+            shutil.copyfile(src, copy)  # contents only: no mode, times or lock file
+            if _stat_key(src) == before:
+                break
+        else:
+            raise StorageError("the file kept changing while it was copied: stop the app, then try again")
+        os.chmod(copy, 0o600)
+        recovered = False
+        try:
+            store: Store = MdbxStore(copy)
+        except NeedsRecovery:
+            recovered = True
+            store = MdbxStore(copy, writable=True)
+        try:
+            yield PrivateCopy(copy, directory, store, recovered)
+        finally:
+            store.close()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
