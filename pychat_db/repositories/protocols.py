@@ -1,0 +1,152 @@
+"""What the app's screens and services may ask of storage, as `typing.Protocol`s.
+
+The SQLite implementations live in `pychat_db.repositories.sqlite`; tests hold an
+in-memory model to the same protocols. Conventions shared by every repository:
+
+* `create` stores an object and returns it as stored, with its id; an id given
+  on the object (a legacy one) is kept, `None` lets SQLite assign one.
+* `get`, `update` and `delete` raise `pychat_db.errors.NotFound` for an unknown id.
+* A write that breaks a constraint raises `pychat_db.errors.ConstraintViolation`
+  naming table and column (a reference to a missing row is kind "FOREIGN KEY",
+  e.g. `messages.thread_id`); nothing of that write is kept.
+* Listings return `list`s in a fixed order, ties broken by id.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable
+from typing import Protocol
+
+from pychat_db.models import Configuration, Cursor, Message, Mode, ModeOutput, Tag, Thread
+
+
+class ConfigurationRepository(Protocol):
+    def get(self) -> Configuration | None:
+        """The saved configuration, None when there is none."""
+        ...
+
+    def upsert(self, configuration: Configuration) -> Configuration:
+        """Save the configuration (the one row: inserted or replaced) and return it as stored."""
+        ...
+
+    def delete(self) -> bool:
+        """Remove the configuration; False when there was none."""
+        ...
+
+
+class ThreadRepository(Protocol):
+    def list(self, limit: int | None = None, before: Thread | Cursor | None = None) -> builtins.list[Thread]:
+        """Threads newest first (created_at, then id, descending), at most `limit`.
+
+        `before` is the last thread of the previous page (or its `cursor`): the
+        page starts just after it.
+        """
+        ...
+
+    def get(self, id: int) -> Thread: ...
+
+    def create(self, thread: Thread) -> Thread: ...
+
+    def update(self, thread: Thread) -> Thread: ...
+
+    def delete(self, id: int) -> None:
+        """Delete the thread with its messages (and their tag links) and mode outputs."""
+        ...
+
+
+class MessageRepository(Protocol):
+    def list(
+        self, thread_id: int, limit: int | None = None, after: Message | Cursor | None = None
+    ) -> builtins.list[Message]:
+        """A thread's messages with their tags, in (timestamp, id) order, at most `limit`.
+
+        `after` is the last message of the previous page (or its `cursor`).
+        """
+        ...
+
+    def list_by_tag(self, tag_id: int) -> builtins.list[Message]:
+        """The messages carrying a tag, with their tags, in (timestamp, id) order."""
+        ...
+
+    def get(self, id: int) -> Message: ...
+
+    def create(self, message: Message) -> Message:
+        """Store the message and link its `tags` (which must be stored tags)."""
+        ...
+
+    def update(self, message: Message) -> Message:
+        """Store the message's fields and make its tag links exactly `message.tags`."""
+        ...
+
+    def delete(self, id: int) -> None: ...
+
+
+class ModeRepository(Protocol):
+    def list(self) -> builtins.list[Mode]:
+        """Every mode: built-in (not editable) ones first, then by name and id."""
+        ...
+
+    def get(self, id: int) -> Mode: ...
+
+    def create(self, mode: Mode) -> Mode: ...
+
+    def update(self, mode: Mode) -> Mode: ...
+
+    def delete(self, id: int) -> None:
+        """Delete the mode and its outputs."""
+        ...
+
+    def seed_builtins(self) -> builtins.list[Mode]:
+        """Insert the built-in modes if there are no modes at all; return those inserted."""
+        ...
+
+
+class ModeOutputRepository(Protocol):
+    def list_by_thread(self, thread_id: int) -> builtins.list[ModeOutput]:
+        """A thread's mode outputs, newest first (created_at, then id, descending)."""
+        ...
+
+    def list_by_mode(self, mode_id: int) -> builtins.list[ModeOutput]:
+        """A mode's outputs over every thread, newest first."""
+        ...
+
+    def get(self, id: int) -> ModeOutput: ...
+
+    def create(self, output: ModeOutput) -> ModeOutput: ...
+
+    def update(self, output: ModeOutput) -> ModeOutput: ...
+
+    def delete(self, id: int) -> None: ...
+
+
+class TagRepository(Protocol):
+    def list(self) -> builtins.list[Tag]:
+        """Every tag, by name and id."""
+        ...
+
+    def get(self, id: int) -> Tag: ...
+
+    def create(self, tag: Tag) -> Tag: ...
+
+    def update(self, tag: Tag) -> Tag: ...
+
+    def delete(self, id: int) -> None:
+        """Delete the tag and its links to messages."""
+        ...
+
+    def of_message(self, message_id: int) -> builtins.list[Tag]:
+        """The tags of a message, by id."""
+        ...
+
+    def attach(self, message_id: int, tag_id: int) -> bool:
+        """Link the tag to the message; False when it already was. NotFound for an unknown message or tag."""
+        ...
+
+    def detach(self, message_id: int, tag_id: int) -> bool:
+        """Unlink the tag from the message; False when it was not linked."""
+        ...
+
+    def set_tags(self, message_id: int, tag_ids: Iterable[int]) -> builtins.list[Tag]:
+        """Make the message's tags exactly `tag_ids`; return them by id. NotFound for an unknown message or tag."""
+        ...
