@@ -1,0 +1,168 @@
+"""`python -m tools.export_isar FILE.isar (--inspect | --out DIR)`: read the app's Isar 3 file.
+
+--inspect  prints what the file holds (collections, property types in stored
+           order, object and link counts, page size, schema version) for any
+           Isar 3 file, the app's or not. Reads nothing but the schema and the
+           maps' statistics.
+--out DIR  writes the canonical export of the app's data (manifest included),
+           byte-identical to what `python -m tools.export` writes after an
+           import of the same data (give both the same `--exported-at`).
+
+The file is never opened itself: it is copied into a private temporary
+directory and the copy is read (see `pychat_db.isar.storage`). Data the app
+mapping cannot carry over (an unknown collection or property with values, a
+required field that is null, an enum outside its list, a link to a missing
+object, a corrupt object) is refused: one `Error:` line naming collection, id
+and field, exit 1, no output directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from pychat_db import convert
+from pychat_db.exchange.contract import COLLECTIONS, Collection
+from pychat_db.exchange.reader import ExportError as ReadError
+from pychat_db.exchange.reader import MappingSource, Problem
+from pychat_db.exchange.writer import (
+    ExportWriteError,
+    FileSummary,
+    Row,
+    staged_directory,
+    write_collection,
+    write_manifest,
+)
+from pychat_db.isar.app import OpenedFile, open_isar
+from pychat_db.isar.format import IsarFormatError
+from pychat_db.isar.source import isar_source
+from pychat_db.isar.storage import StorageError
+
+RECOVERED_NOTE = (
+    "note: {name}: the file was left mid-write (the app crashed or is still running); "
+    "read a repaired private copy, the file itself is untouched"
+)
+
+
+def inspect_lines(opened: OpenedFile, name: str) -> Iterator[str]:
+    """The --inspect report, line by line."""
+    isar = opened.isar
+    versions = ", ".join(str(v) for v in sorted(isar.schema_versions)) or "-"
+    yield f"file: {name} ({opened.file_size} bytes), MDBX page size {opened.page_size}, schema version {versions}"
+    if opened.recovered:
+        yield "state: needed recovery (left mid-write); a repaired private copy was read"
+    for schema in sorted(isar.schemas.values(), key=lambda s: (s.embedded, s.name)):
+        if schema.embedded:
+            yield f"embedded object {schema.name}: static size {schema.static_size}"
+        else:
+            yield f"collection {schema.name}: {isar.count(schema.name)} objects, static size {schema.static_size}"
+        for p in schema.properties:
+            label = p.name if p.name is not None else "(removed)"
+            target = f" -> {p.target}" if p.target else ""
+            yield f"  property {label:<24} {p.type.value + target:<20} offset {p.offset}"
+        for link in schema.links:
+            yield f"  link     {link.name:<24} -> {link.target:<17} {isar.link_count(schema.name, link)} entries"
+        for index in schema.indexes:
+            yield f"  index    {index}"
+    known = set(isar.collections)
+    others = sorted(
+        m for m in isar.map_info if m != "_info" and m not in known and not m.startswith(("_l_", "_b_", "_i_"))
+    )
+    for m in others:
+        yield f"map {m}: {isar.map_info[m].entries} entries (no schema in _info)"
+
+
+def source_rows(source: MappingSource, collection: Collection) -> Iterator[Row]:
+    """Validated stored-form rows of `collection`; the first refused one raises the reader's ExportError."""
+    for item in source.items(collection):
+        if item.error is not None:
+            raise ReadError(Problem.of(collection.name, item))
+        assert item.row is not None
+        yield item.row
+
+
+def export_isar(
+    path: Path, out: Path, *, exported_at: str, force: bool = False, quiet: bool = False
+) -> list[FileSummary]:
+    """Write the canonical export of the Isar file `path` into the new directory `out`; return what was written."""
+    summaries: list[FileSummary] = []
+    with open_isar(path) as opened:
+        if opened.recovered and not quiet:
+            print(RECOVERED_NOTE.format(name=path.name), file=sys.stderr)
+        source = isar_source(opened, path.name)
+        with staged_directory(out, force=force) as stage:
+            for collection in COLLECTIONS:
+                started = time.perf_counter()
+                summary = write_collection(stage, collection, source_rows(source, collection))
+                summaries.append(summary)
+                if not quiet:
+                    elapsed = time.perf_counter() - started
+                    print(
+                        f"exported {summary.file}: {summary.rows} rows, {summary.size / 1e6:.1f} MB in {elapsed:.1f} s",
+                        file=sys.stderr,
+                    )
+            write_manifest(stage, summaries, exported_at)
+    return summaries
+
+
+def _exported_at(text: str) -> str:
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an ISO-8601 timestamp with an offset") from None
+    if parsed.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a UTC offset (Z or +HH:MM)")
+    return convert.timestamp_to_db(parsed)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.export_isar",
+        description="Inspect the app's Isar 3 file, or write it as the canonical export. The file is only read.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("file", type=Path, help="the Isar 3 file (default.isar)")
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--inspect", action="store_true", help="print collections, types, counts; write nothing")
+    action.add_argument("--out", type=Path, help="export directory to create (absent or empty)")
+    parser.add_argument("--force", action="store_true", help="replace an existing export in --out")
+    parser.add_argument(
+        "--exported-at", type=_exported_at, help="manifest exportedAt (ISO-8601 with offset); default: now, UTC"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    args = parser.parse_args(argv)
+    name = os.fspath(args.file)
+    started = time.perf_counter()
+    try:
+        if args.inspect:
+            with open_isar(args.file) as opened:
+                for line in inspect_lines(opened, name):
+                    print(line)
+            return 0
+        exported_at = args.exported_at or convert.timestamp_to_db(dt.datetime.now(dt.UTC))
+        summaries = export_isar(args.file, args.out, exported_at=exported_at, force=args.force, quiet=args.quiet)
+    except (IsarFormatError, StorageError) as exc:
+        print(f"Error: {name}: {exc}", file=sys.stderr)
+        return 1
+    except (ReadError, ExportWriteError) as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"Error: {name}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    elapsed = time.perf_counter() - started
+    print(f"{'collection':<14} {'rows':>10} {'MB':>9}  file")
+    for s in summaries:
+        print(f"{s.collection:<14} {s.rows:>10} {s.size / 1e6:>9.1f}  {s.file}")
+    total = sum(s.rows for s in summaries)
+    print(f"exported {total} rows from {name} to {args.out} in {elapsed:.1f} s (exportedAt {exported_at})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
