@@ -31,7 +31,7 @@ from pychat_db.connection import connect
 from pychat_db.errors import MigrationError
 from pychat_db.exchange.contract import COLLECTIONS, Collection
 from pychat_db.exchange.writer import (
-    ExportError,
+    ExportWriteError,
     FileSummary,
     Row,
     staged_directory,
@@ -47,16 +47,16 @@ def select_sql(collection: Collection) -> str:
 
 
 def open_current(path: Path) -> apsw.Connection:
-    """A read-only connection to a database at the code's schema version (ExportError otherwise)."""
+    """A read-only connection to a database at the code's schema version (ExportWriteError otherwise)."""
     try:
         conn = connect(path, readonly=True)
         state = migrations.status(conn)
     except FileNotFoundError:
-        raise ExportError(f"{path}: no such database") from None
+        raise ExportWriteError(f"{path}: no such database") from None
     except (MigrationError, apsw.Error) as exc:
-        raise ExportError(f"{path}: {exc}") from None
+        raise ExportWriteError(f"{path}: {exc}") from None
     if state.pending:
-        raise ExportError(
+        raise ExportWriteError(
             f"{path}: schema version {state.current}, this code's is {state.head}; "
             f"run python -m pychat_db.migrate --db {path} up first"
         )
@@ -127,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         summaries = export_database(args.db, args.out, exported_at=exported_at, force=args.force, quiet=args.quiet)
-    except ExportError as exc:
+    except ExportWriteError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
     except (OSError, apsw.Error) as exc:

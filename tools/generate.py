@@ -55,7 +55,7 @@ from pychat_db.exchange.contract import (
     Kind,
 )
 from pychat_db.exchange.writer import (
-    ExportError,
+    ExportWriteError,
     FileSummary,
     HashingWriter,
     staged_directory,
@@ -514,7 +514,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         summaries = generate(args.out, spec, variant=args.variant, force=args.force, quiet=args.quiet)
-    except (ExportError, OSError) as exc:
+    except (ExportWriteError, OSError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
     total = sum(s.rows for s in summaries)

@@ -49,7 +49,7 @@ NO_CONFIGURATION = b"null\n"
 _CHUNK = 1 << 20
 
 
-class ExportError(PychatDbError):
+class ExportWriteError(PychatDbError):
     """The export cannot be written where asked (nothing was written)."""
 
 
@@ -140,7 +140,7 @@ class HashingWriter:
 def write_collection(directory: Path, collection: Collection, rows: Iterable[Row]) -> FileSummary:
     """Write `collection`'s canonical file into `directory` from rows already in key order.
 
-    Creates the file (0600); raises ExportError for a second configuration row.
+    Creates the file (0600); raises ExportWriteError for a second configuration row.
     """
     path = directory / collection.canonical_file
     encode = row_encoder(collection)
@@ -151,7 +151,7 @@ def write_collection(directory: Path, collection: Collection, rows: Iterable[Row
             for row in rows:
                 count += 1
                 if count > 1:
-                    raise ExportError(f"{collection.name}: more than one row; the format holds a single object")
+                    raise ExportWriteError(f"{collection.name}: more than one row; the format holds a single object")
                 out.write(encode(row) + b"\n")
             if count == 0:
                 out.write(NO_CONFIGURATION)
@@ -200,15 +200,15 @@ def check_target(out: Path, *, force: bool) -> None:
     if not out.exists():
         return
     if not out.is_dir():
-        raise ExportError(f"{out}: exists and is not a directory")
+        raise ExportWriteError(f"{out}: exists and is not a directory")
     names = sorted(p.name for p in out.iterdir())
     if not names:
         return
     if not force:
-        raise ExportError(f"{out}: directory is not empty; use --force to replace the export in it")
+        raise ExportWriteError(f"{out}: directory is not empty; use --force to replace the export in it")
     foreign = [n for n in names if n not in EXPORT_FILE_NAMES]
     if foreign:
-        raise ExportError(
+        raise ExportWriteError(
             f"{out}: holds {foreign[0]!r}, which is not part of an export; refusing to replace it even with --force"
         )
 

@@ -1,0 +1,488 @@
+"""Proving that a database holds exactly an export (`python -m tools.verify`).
+
+The export is read with the importer's own reader (`pychat_db.exchange.reader`),
+so every value is normalised exactly as the import normalised it, and each row is
+summarised by the same content digest (`codec.row_digest`: every field, type-tagged).
+Per collection:
+
+1. the export's rows are streamed once; each row's key, digest and line go into a
+   temporary on-disk SQLite table (the export may be in any order: the legacy store
+   writes creation order), so memory stays bounded however large the export;
+2. that table, in key order, is merged with the database table read in primary-key
+   order (no sort): a key on one side only, or a digest that differs, is a mismatch;
+3. for the first rows whose digests differ, the export is read again to find those
+   rows and the differing fields are named (the API key's value never is).
+
+Then every link stored in the database is checked to point at an existing row
+(equal rows on both sides mean the export's links are the same ones), the
+manifest's counts and file hashes are checked when there is a manifest, and
+`samples` random messages are compared field by field together with their tags.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import apsw
+
+from pychat_db import migrations
+from pychat_db.connection import connect
+from pychat_db.errors import MigrationError, PychatDbError
+from pychat_db.exchange.codec import NaiveTimezone, Row, row_digest
+from pychat_db.exchange.contract import COLLECTIONS, MESSAGE_TAGS, MESSAGES, Collection, Kind
+from pychat_db.exchange.reader import ExportDirectory, ExportError, Problem
+
+SECRET_FIELDS = frozenset({("configuration", "apiKey")})
+DETAILED_PER_COLLECTION = 20  # differing rows whose fields are named
+LISTED_PER_KIND = 20  # mismatches of one kind listed per collection (all are counted)
+
+
+class VerifyError(PychatDbError):
+    """Verification could not run: the export is unreadable or invalid, or the database unusable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    """One difference: `collection key: field: detail` (field None for the whole row)."""
+
+    collection: str
+    key: str
+    field: str | None
+    detail: str
+
+    def __str__(self) -> str:
+        where = f"{self.collection} {self.key}"
+        return f"{where}: {self.field}: {self.detail}" if self.field else f"{where}: {self.detail}"
+
+
+@dataclass(slots=True)
+class CollectionCheck:
+    collection: str
+    export_rows: int = 0
+    db_rows: int = 0
+    matching: int = 0
+    only_in_export: int = 0
+    only_in_db: int = 0
+    differing: int = 0
+    broken_links: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.export_rows == self.db_rows == self.matching and not (
+            self.only_in_export or self.only_in_db or self.differing or self.broken_links
+        )
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    export: str
+    db: str
+    collections: list[CollectionCheck] = field(default_factory=list)
+    mismatches: list[Mismatch] = field(default_factory=list)
+    manifest_problems: list[str] = field(default_factory=list)
+    samples_requested: int = 0
+    samples_checked: int = 0
+    sample_mismatches: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return (
+            all(c.ok for c in self.collections)
+            and not self.manifest_problems
+            and not self.sample_mismatches
+            and not self.mismatches
+        )
+
+    @property
+    def rows(self) -> int:
+        return sum(c.export_rows for c in self.collections)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "export": self.export,
+            "db": self.db,
+            "seconds": round(self.seconds, 3),
+            "rows_per_second": round(self.rows / self.seconds) if self.seconds > 0 else None,
+            "collections": {
+                c.collection: {k: v for k, v in asdict(c).items() if k != "collection"} | {"ok": c.ok}
+                for c in self.collections
+            },
+            "samples": {
+                "requested": self.samples_requested,
+                "checked": self.samples_checked,
+                "mismatches": self.sample_mismatches,
+            },
+            "manifest_problems": self.manifest_problems,
+            "mismatches": [asdict(m) | {"message": str(m)} for m in self.mismatches],
+        }
+
+
+def key_positions(collection: Collection) -> tuple[int, ...]:
+    return tuple(collection.field_names.index(name) for name in collection.key)
+
+
+def describe_key(collection: Collection, key: tuple[Any, ...]) -> str:
+    """`id 42` or `messageId 5, tagId 7`."""
+    return ", ".join(f"{name} {value}" for name, value in zip(collection.key, key, strict=True))
+
+
+def _short(text: str, at: int) -> str:
+    start = max(0, at - 10)
+    piece = text[start : start + 40]
+    return ("…" if start else "") + repr(piece) + ("…" if start + 40 < len(text) else "")
+
+
+def _first_difference(a: bytes | str, b: bytes | str) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+def describe_difference(collection: Collection, name: str, exported: object, stored: object) -> str:
+    """What differs between a field's exported and stored value, without the API key's value."""
+    if (collection.name, name) in SECRET_FIELDS:
+        return "differs (value redacted: it is the API key)"
+    kind = collection.field(name).kind
+    if exported is None or stored is None:
+
+        def show(v: object) -> str:
+            if v is None:
+                return "null"
+            if isinstance(v, bytes):
+                return f"{len(v):,} bytes"
+            return _short(v, 0) if isinstance(v, str) else repr(v)
+
+        return f"export {show(exported)}, database {show(stored)}"
+    if kind is Kind.BYTES and isinstance(exported, bytes) and isinstance(stored, bytes):
+        at = _first_difference(exported, stored)
+        return f"export {len(exported):,} bytes, database {len(stored):,} bytes, first difference at byte {at:,}"
+    if isinstance(exported, str) and isinstance(stored, str):
+        at = _first_difference(exported, stored)
+        return (
+            f"export {_short(exported, at)} ({len(exported)} chars), database {_short(stored, at)} "
+            f"({len(stored)} chars), first difference at character {at}"
+        )
+    return f"export {exported!r}, database {stored!r}"
+
+
+def field_differences(collection: Collection, exported: Row, stored: Row) -> list[tuple[str, str]]:
+    """(field name, description) for each field whose values differ (type included)."""
+    out = []
+    for f, a, b in zip(collection.fields, exported, stored, strict=True):
+        if type(a) is not type(b) or a != b:
+            out.append((f.name, describe_difference(collection, f.name, a, b)))
+    return out
+
+
+def open_database(path: Path) -> apsw.Connection:
+    """Read-only connection to a database at the code's schema version; VerifyError otherwise."""
+    try:
+        conn = connect(path, readonly=True)
+        state = migrations.status(conn)
+    except FileNotFoundError:
+        raise VerifyError(f"{path}: no such database") from None
+    except (MigrationError, apsw.Error) as exc:
+        raise VerifyError(f"{path}: {exc}") from None
+    if state.pending:
+        raise VerifyError(f"{path}: schema version {state.current}, this code's is {state.head}")
+    return conn
+
+
+def select_sql(collection: Collection, where: str = "") -> str:
+    key = ", ".join(collection.field(name).column for name in collection.key)
+    return f"SELECT {', '.join(collection.columns)} FROM {collection.table}{where} ORDER BY {key}"
+
+
+class Verifier:
+    """One verification run of `export_dir` against `db_path` (see module doc)."""
+
+    def __init__(
+        self,
+        export_dir: Path,
+        db_path: Path,
+        *,
+        samples: int = 0,
+        seed: int = 0,
+        naive: NaiveTimezone = NaiveTimezone.REJECT,
+        progress: bool = False,
+        progress_stream: Any = None,
+    ) -> None:
+        self.export_dir = Path(export_dir)
+        self.db_path = Path(db_path)
+        self.samples = samples
+        self.rng = random.Random(seed)
+        self.progress = progress
+        self.stream = progress_stream
+        try:
+            self.source = ExportDirectory(self.export_dir, naive)
+        except ExportError as exc:
+            raise VerifyError(str(exc)) from None
+        self.conn = open_database(self.db_path)
+        self.spill = apsw.Connection("")  # a private temporary on-disk database, deleted on close
+        for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -16384", "temp_store = FILE"):
+            self.spill.execute(f"PRAGMA {pragma}").fetchall()
+        self.report = VerifyReport(str(self.export_dir), str(self.db_path), samples_requested=samples)
+        self._sampled: list[tuple[int, Row, str]] = []  # (message id, row, location)
+        self._sample_tags: dict[int, set[int]] = {}
+
+    def close(self) -> None:
+        self.spill.close()
+        self.conn.close()
+
+    # -- reading the export -----------------------------------------------------------------
+    def _export_rows(self, collection: Collection) -> Iterator[tuple[Row, str, int]]:
+        """(row, location, line) of every row; VerifyError at the first row the importer would refuse."""
+        try:
+            for item in self.source.items(collection):
+                if item.error is not None:
+                    raise VerifyError(f"{Problem.of(collection.name, item)} (the import refuses this export)")
+                assert item.row is not None
+                yield item.row, item.location, item.line or 0
+        except ExportError as exc:
+            raise VerifyError(str(exc)) from None
+
+    def _spill_rows(self, collection: Collection, check: CollectionCheck) -> Iterator[tuple[Any, ...]]:
+        positions = key_positions(collection)
+        sampling = collection is MESSAGES and self.samples > 0
+        tags_wanted = collection is MESSAGE_TAGS and self._sample_tags
+        seen = 0
+        for row, location, line in self._export_rows(collection):
+            seen += 1
+            key = tuple(row[p] for p in positions)
+            if sampling:
+                self._reservoir(seen, row, location)
+            if tags_wanted:
+                tags = self._sample_tags.get(row[0])  # type: ignore[arg-type]
+                if tags is not None:
+                    tags.add(row[1])  # type: ignore[arg-type]
+            yield (*key, bytes.fromhex(row_digest(row)), line)
+        check.export_rows = seen
+
+    def _reservoir(self, seen: int, row: Row, location: str) -> None:
+        message_id = row[0]
+        assert isinstance(message_id, int)
+        if len(self._sampled) < self.samples:
+            self._sampled.append((message_id, row, location))
+            return
+        j = self.rng.randrange(seen)
+        if j < self.samples:
+            self._sampled[j] = (message_id, row, location)
+
+    # -- one collection ---------------------------------------------------------------------
+    def check_collection(self, collection: Collection) -> CollectionCheck:
+        started = time.perf_counter()
+        check = CollectionCheck(collection.name)
+        n = len(collection.key)
+        keys = [f"k{i}" for i in range(n)]
+        table = f"e_{collection.name}"
+        if n == 1:
+            ddl = f"CREATE TABLE {table} (k0 INTEGER PRIMARY KEY, digest BLOB NOT NULL, line INTEGER NOT NULL)"
+        else:
+            cols = ", ".join(f"{k} INTEGER NOT NULL" for k in keys)
+            ddl = (
+                f"CREATE TABLE {table} ({cols}, digest BLOB NOT NULL, line INTEGER NOT NULL, "
+                f"PRIMARY KEY ({', '.join(keys)})) WITHOUT ROWID"
+            )
+        if collection is MESSAGE_TAGS and self._sampled:
+            self._sample_tags = {message_id: set() for message_id, _, _ in self._sampled}
+        spill = self.spill
+        spill.execute(ddl)
+        insert = f"INSERT INTO {table} VALUES ({', '.join('?' * (n + 2))})"
+        with spill:
+            try:
+                spill.executemany(insert, self._spill_rows(collection, check))
+            except apsw.ConstraintError:
+                raise VerifyError(self._duplicate(collection, table)) from None
+        self._merge(collection, check, table)
+        self._links(collection, check)
+        spill.execute(f"DROP TABLE {table}")
+        check.seconds = time.perf_counter() - started
+        self.report.collections.append(check)
+        if self.progress and self.stream is not None:
+            rate = check.export_rows / check.seconds if check.seconds > 0 else 0.0
+            status = "ok" if check.ok else "MISMATCH"
+            print(
+                f"verified {collection.name}: {check.export_rows} rows in {check.seconds:.1f} s "
+                f"({rate:,.0f} rows/s) {status}",
+                file=self.stream,
+            )
+        return check
+
+    def _duplicate(self, collection: Collection, table: str) -> str:
+        """Name the duplicate key that stopped the spill (re-reads the export to find both lines)."""
+        first: dict[tuple[Any, ...], str] = {}
+        positions = key_positions(collection)
+        for row, location, _ in self._export_rows(collection):
+            key = tuple(row[p] for p in positions)
+            if key in first:
+                return (
+                    f"{location}: {collection.key[0]}: duplicate {describe_key(collection, key)} "
+                    f"(also at {first[key]}; the import refuses this export)"
+                )
+            first[key] = location
+        return f"{collection.name}: duplicate key in the export"  # pragma: no cover - found above
+
+    def _merge(self, collection: Collection, check: CollectionCheck, table: str) -> None:
+        n = len(collection.key)
+        keys = ", ".join(f"k{i}" for i in range(n))
+        exported = self.spill.execute(f"SELECT {keys}, digest, line FROM {table} ORDER BY {keys}")
+        stored = self.conn.execute(select_sql(collection))
+        positions = key_positions(collection)
+        differing: list[tuple[Any, ...]] = []
+        listed_export = listed_db = 0
+        e = next(exported, None)
+        d = next(stored, None)
+        while e is not None or d is not None:
+            e_key = tuple(e[:n]) if e is not None else None
+            d_key = tuple(d[p] for p in positions) if d is not None else None
+            if d_key is None or (e_key is not None and e_key < d_key):
+                assert e is not None and e_key is not None
+                check.only_in_export += 1
+                if listed_export < LISTED_PER_KIND:
+                    listed_export += 1
+                    self._add(collection, e_key, None, f"in the export (line {e[n + 1]}), missing from the database")
+                e = next(exported, None)
+                continue
+            if e_key is None or d_key < e_key:
+                assert d is not None
+                check.db_rows += 1
+                check.only_in_db += 1
+                if listed_db < LISTED_PER_KIND:
+                    listed_db += 1
+                    self._add(collection, d_key, None, "in the database, not in the export")
+                d = next(stored, None)
+                continue
+            assert e is not None and d is not None
+            check.db_rows += 1
+            if bytes.fromhex(row_digest(tuple(d))) == e[n]:
+                check.matching += 1
+            else:
+                check.differing += 1
+                if len(differing) < DETAILED_PER_COLLECTION:
+                    differing.append(e_key)
+            e = next(exported, None)
+            d = next(stored, None)
+        if differing:
+            self._detail(collection, differing)
+
+    def _detail(self, collection: Collection, keys: list[tuple[Any, ...]]) -> None:
+        """Name the fields of the differing rows (second pass over the export for just these keys)."""
+        wanted = set(keys)
+        positions = key_positions(collection)
+        found: dict[tuple[Any, ...], Row] = {}
+        for row, _, _ in self._export_rows(collection):
+            key = tuple(row[p] for p in positions)
+            if key in wanted:  # read on to the end: the manifest check needs a complete pass
+                found[key] = row
+        where = " AND ".join(f"{collection.field(name).column} = ?" for name in collection.key)
+        sql = select_sql(collection, f" WHERE {where}")
+        for key in keys:
+            stored = self.conn.execute(sql, key).fetchone()
+            exported = found.get(key)
+            if stored is None or exported is None:  # pragma: no cover - both sides were just seen
+                continue
+            diffs = field_differences(collection, exported, tuple(stored))
+            for name, detail in diffs or [("row", "content digest differs")]:
+                self._add(collection, key, name, detail)
+
+    def _links(self, collection: Collection, check: CollectionCheck) -> None:
+        key_cols = ", ".join(f"c.{collection.field(name).column}" for name in collection.key)
+        for link in collection.links:
+            assert link.target is not None
+            sql = (
+                f"SELECT {key_cols}, c.{link.column} FROM {collection.table} AS c "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {link.target} AS p WHERE p.id = c.{link.column})"
+            )
+            listed = 0
+            for row in self.conn.execute(sql):
+                check.broken_links += 1
+                if listed < LISTED_PER_KIND:
+                    listed += 1
+                    key = tuple(row[:-1])
+                    self._add(
+                        collection,
+                        key,
+                        link.name,
+                        f"links to {link.target} id {row[-1]}, which is not in the database",
+                    )
+
+    def _add(self, collection: Collection, key: tuple[Any, ...], name: str | None, detail: str) -> None:
+        self.report.mismatches.append(Mismatch(collection.name, describe_key(collection, key), name, detail))
+
+    # -- samples ----------------------------------------------------------------------------
+    def check_samples(self) -> None:
+        sql = select_sql(MESSAGES, " WHERE id = ?")
+        for message_id, exported, location in sorted(self._sampled, key=lambda s: s[0]):
+            self.report.samples_checked += 1
+            key = (message_id,)
+            stored = self.conn.execute(sql, key).fetchone()
+            bad = False
+            if stored is None:
+                self._add(MESSAGES, key, None, f"sampled from {location}, missing from the database")
+                bad = True
+            else:
+                for name, detail in field_differences(MESSAGES, exported, tuple(stored)):
+                    self._add(MESSAGES, key, name, f"{detail} (sampled from {location})")
+                    bad = True
+            export_tags = sorted(self._sample_tags.get(message_id, set()))
+            db_tags = [
+                r[0]
+                for r in self.conn.execute("SELECT tag_id FROM message_tags WHERE message_id = ? ORDER BY tag_id", key)
+            ]
+            if export_tags != db_tags:
+                self._add(MESSAGES, key, "tags", f"export {export_tags}, database {db_tags}")
+                bad = True
+            self.report.sample_mismatches += bad
+
+    # -- the whole run ----------------------------------------------------------------------
+    def run(self) -> VerifyReport:
+        started = time.perf_counter()
+        self.conn.execute("BEGIN")
+        try:
+            for collection in COLLECTIONS:
+                self.check_collection(collection)
+            self.check_samples()
+        finally:
+            self.conn.execute("COMMIT")
+        try:
+            problems = self.source.final_checks()
+        except ExportError as exc:
+            raise VerifyError(str(exc)) from None
+        self.report.manifest_problems = [str(p) for p in problems]
+        self.report.seconds = time.perf_counter() - started
+        return self.report
+
+
+def verify(
+    export_dir: Path,
+    db_path: Path,
+    *,
+    samples: int = 0,
+    seed: int = 0,
+    naive: NaiveTimezone = NaiveTimezone.REJECT,
+    progress_stream: Any = None,
+) -> VerifyReport:
+    """Compare `db_path` with `export_dir` (reads both, writes nothing); raises VerifyError if it cannot."""
+    verifier = Verifier(
+        export_dir,
+        db_path,
+        samples=samples,
+        seed=seed,
+        naive=naive,
+        progress=progress_stream is not None,
+        progress_stream=progress_stream,
+    )
+    try:
+        return verifier.run()
+    finally:
+        verifier.close()
