@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from codegen import render
-from codegen.schema import load_schemas
+from codegen.queries import load_queries
+from codegen.schema import build, load_schemas
 from pychat_db.migrations import load_migrations
 
 # Everything codegen owns: files here that it would not write are stale (deleted by a run).
@@ -35,6 +36,17 @@ def generate(root: Path) -> dict[str, str]:
     for schema in schemas:
         sources = schema_sources[: schema.version]
         out[f"schema/snapshots/{schema.version:04d}.json"] = render.render_snapshot(schema, sources)
+    conn = build(load_migrations(schema_dir))
+    try:
+        query_files = load_queries(root, head, conn)
+    finally:
+        conn.close()
+    out[f"{gen}/queries/__init__.py"] = render.render_package_init(
+        "Typed wrappers for the named queries of queries/*.sql: one module per file (see docs/codegen.md).", []
+    )
+    for query_file in query_files:
+        sources = [*schema_sources, render.Source.of(query_file.path, root)]
+        out[f"{gen}/queries/{query_file.stem}.py"] = render.render_queries_module(query_file, head, sources)
     return dict(sorted(out.items()))
 
 

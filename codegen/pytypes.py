@@ -7,9 +7,16 @@ from dataclasses import dataclass, replace
 from codegen.schema import BOOL, ENUM, TIMESTAMP, Column
 
 # What a value of each kind is in SQLite (the `*_to_db` result type).
-_DB_TYPE = {BOOL: "int", ENUM: "str", TIMESTAMP: "str"}
+_DB_TYPE = {BOOL: "int", ENUM: "str", TIMESTAMP: "str", "json_ids": "str"}
 _FROM_DB = {BOOL: "bool_from_db({0})", TIMESTAMP: "timestamp_from_db({0})"}
-_TO_DB = {BOOL: "bool_to_db({0})", TIMESTAMP: "timestamp_to_db({0})", ENUM: "enum_to_db({0})"}
+# A sequence of ids passed as one JSON array (for `json_each(:ids)`).
+JSON_IDS = "json_ids"
+_TO_DB = {
+    BOOL: "bool_to_db({0})",
+    TIMESTAMP: "timestamp_to_db({0})",
+    ENUM: "enum_to_db({0})",
+    JSON_IDS: "json.dumps(list({0}))",
+}
 
 # The Python type names an annotation may use, with their kind.
 BUILTIN_KINDS = {

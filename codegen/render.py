@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import jinja2
 
 from codegen.pytypes import PyType
+from codegen.queries import EXECUTE, EXECUTE_MANY, INSERT_RETURNING, SELECT, SELECT_ONE, SELECT_VALUE, Query, QueryFile
 from codegen.schema import Schema, Table, snapshot
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -80,7 +82,7 @@ def python_imports(body: str, candidates: dict[str, list[str]]) -> str:
 
     A candidate spelled `import X` is a straight `import X` (used when `body` says `X.`).
     """
-    stdlib = {"collections.abc", "dataclasses", "datetime", "enum", "typing"}
+    stdlib = {"collections.abc", "dataclasses", "datetime", "enum", "json", "typing"}
     third_party = {"aiosql", "apsw"}
     groups: list[list[str]] = [[], [], []]
     for module in sorted(candidates):
@@ -240,3 +242,85 @@ def render_snapshot(schema: Schema, sources: list[Source]) -> str:
         **snapshot(schema),
     }
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _docstring(text: str, indent: str = "    ") -> str:
+    """`text` as a docstring (wrapped to the line length), or a generic one when empty."""
+    lines = []
+    for line in (text.strip() or "Run the query.").splitlines():
+        wrapped = textwrap.wrap(line.replace("\\", "\\\\").replace('"""', '\\"\\"\\"'), width=112) or [""]
+        lines.extend(wrapped)
+    if len(lines) == 1:
+        return f'{indent}"""{lines[0]}"""'
+    body = "\n".join(f"{indent}{line}" if line else "" for line in lines[1:])
+    gap = "\n\n" if lines[1] else "\n"
+    return f'{indent}"""{lines[0]}{gap}{body}\n{indent}"""'
+
+
+def _query_context(q: Query) -> dict[str, Any]:
+    row_class = q.row_table.class_name if q.row_table else q.class_name
+    mapper = f"{mapper_prefix(q.row_table)}_from_db" if q.row_table else f"_{q.name}_from_db"
+    single = q.columns[0].type.with_nullable(True) if len(q.columns) == 1 else None
+    ctx: dict[str, Any] = {
+        "name": q.name,
+        "row_class": row_class,
+        "mapper": mapper,
+        "signature": [f"{p.name}: {p.type.annotation}" for p in q.params],
+        "call_args": [(p.name, p.type.to_db(p.name)) for p in q.params],
+        "many_params": [(p.name, p.type.to_db(f"row.{p.name}")) for p in q.params],
+        "params_class": q.params_class_name if q.operation == EXECUTE_MANY else None,
+        "result_class": None,
+        "result_var": "",
+        "kind": "none",
+        "value_expr": "",
+        "docstring": _docstring(q.doc),
+        "readonly": q.readonly,
+    }
+    needs_row = q.operation in (SELECT, SELECT_ONE) or (q.operation == INSERT_RETURNING and single is None)
+    if needs_row and q.row_table is None:
+        ctx["result_class"] = q.class_name
+        ctx["result_fields"] = [f"{c.name}: {c.type.annotation}" for c in q.columns]
+        ctx["result_from_db"] = [(c.name, c.type.from_db(f"values[{i}]")) for i, c in enumerate(q.columns)]
+    if q.operation == SELECT:
+        ctx.update(kind="list", result_var="rows = ", returns=f"list[{row_class}]")
+    elif needs_row:
+        ctx.update(kind="row", result_var="row = ", returns=f"{row_class} | None")
+    elif q.operation in (SELECT_VALUE, INSERT_RETURNING):
+        assert single is not None
+        expr = single.from_db("value")
+        ctx.update(
+            kind="value",
+            result_var="value = ",
+            returns=single.annotation,
+            value_expr=f'cast("{single.annotation}", value)' if expr == "value" else expr,
+        )
+    elif q.operation == EXECUTE:
+        ctx.update(kind="changes", returns="int")
+    else:
+        ctx.update(returns="None")
+    return ctx
+
+
+def render_queries_module(file: QueryFile, schema: Schema, sources: list[Source]) -> str:
+    queries = [_query_context(q) for q in file.queries]
+    context = {"file": file, "queries": queries}
+    body = environment().get_template("queries_module.py.j2").render(sources=[], imports="", **context)
+    body = body.split('"""', 2)[2]  # imports are chosen from the code, not the module docstring
+    imports = python_imports(
+        body,
+        {
+            "collections.abc": ["Iterable", "Iterator", "Sequence"],
+            "dataclasses": ["dataclass"],
+            "datetime": ["datetime"],
+            "json": ["import json"],
+            "typing": ["Any", "cast"],
+            "aiosql": ["import aiosql"],
+            "apsw": ["import apsw"],
+            "pychat_db.convert": list(_CONVERTERS),
+            "pychat_db.generated.enums": [c.enum_name for c in schema.enums if c.enum_name],
+            "pychat_db.generated.mappers": [f"{mapper_prefix(t)}_from_db" for t in schema.tables],
+            "pychat_db.generated.rows": [t.class_name for t in schema.tables],
+            "pychat_db.resources": ["QUERIES_DIR"],
+        },
+    )
+    return render("queries_module.py.j2", sources, imports=imports, **context)

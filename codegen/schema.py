@@ -58,6 +58,7 @@ class Column:
     kind: str
     enum_name: str | None
     enum_values: tuple[str, ...]
+    rowid_alias: bool  # the table's single INTEGER PRIMARY KEY: SQLite assigns it when NULL is inserted
 
     @property
     def base_type(self) -> str:
@@ -74,7 +75,7 @@ class Column:
     @property
     def nullable(self) -> bool:
         # An INTEGER PRIMARY KEY (the rowid) is never NULL even without NOT NULL.
-        return not self.notnull and not (self.pk and self.decl_type.upper() == "INTEGER")
+        return not self.notnull and not self.rowid_alias
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,10 +200,10 @@ def introspect(conn: apsw.Connection) -> Schema:
                 if check.column in typing_checks:
                     raise CodegenError(f"table {name}: column {check.column} has two CHECKs that decide its type")
                 typing_checks[check.column] = check
+        xinfo = _rows(conn, f"PRAGMA table_xinfo({_quote(name)})")
+        pk_columns = [row for row in xinfo if row[5]]
         columns: list[Column] = []
-        for cid, col_name, decl_type, notnull, default, pk, hidden in _rows(
-            conn, f"PRAGMA table_xinfo({_quote(name)})"
-        ):
+        for cid, col_name, decl_type, notnull, default, pk, hidden in xinfo:
             typing_check = typing_checks.get(col_name)
             kind = typing_check.kind if typing_check else PLAIN
             wanted = {BOOL: "INTEGER", ENUM: "TEXT", TIMESTAMP: "TEXT"}.get(kind)
@@ -225,6 +226,9 @@ def introspect(conn: apsw.Connection) -> Schema:
                     kind=kind,
                     enum_name=_enum_name(name, col_name) if kind == ENUM else None,
                     enum_values=typing_check.values if typing_check and kind == ENUM else (),
+                    rowid_alias=bool(
+                        pk and len(pk_columns) == 1 and not without_rowid and decl_type.upper() == "INTEGER"
+                    ),
                 )
             )
         primary_key = tuple(c.name for c in sorted((c for c in columns if c.pk), key=lambda c: c.pk))
