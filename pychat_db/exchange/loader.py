@@ -1,0 +1,582 @@
+"""Loading a Source of contract rows into a new SQLite database, atomically.
+
+`import_source(source, target, options)` builds the database in a temporary
+file beside `target` (created 0600): schema by the migration runner, the big
+tables' indexes dropped, foreign keys off, every collection inserted in import
+order in one transaction, links checked with SQL (rows pointing nowhere are
+mapped back to their line by re-reading that collection), indexes rebuilt,
+then `foreign_key_check`, `quick_check` and row counts against what was read
+and against the source's own checks (the manifest). Only when all of that
+passed is the file committed, switched to WAL, fsynced and renamed over
+`target` (then the directory is fsynced). Any failure, or a kill at any moment,
+leaves `target` as it was; a temporary file left by a killed run is removed by
+the next run on the same target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Protocol
+
+import apsw
+import msgspec
+
+from pychat_db.connection import connect, create_private
+from pychat_db.exchange.codec import INT64_MAX, INT64_MIN, FieldError, Row
+from pychat_db.exchange.contract import COLLECTIONS, THREADS, Collection, Kind
+from pychat_db.exchange.reader import ExportError, Item, Problem, Source
+from pychat_db.migrations import migrate
+
+RECOVERY_THREAD_NAME = "Recovered messages"
+ADOPT_HINT = "use --orphans adopt to keep it in a recovery thread"
+_PROGRESS_EVERY = 2048
+
+__all__ = [
+    "RECOVERY_THREAD_NAME",
+    "CollectionReport",
+    "ImportFailed",
+    "ImportOptions",
+    "ImportReport",
+    "Progress",
+    "RejectWriter",
+    "import_source",
+    "temp_path_pattern",
+]
+
+
+class Progress(Protocol):
+    """Receives the loader's progress; the command draws it (bar, plain lines or nothing)."""
+
+    def begin(self, collection: str, total_bytes: int | None) -> None: ...
+
+    def update(self, rows: int, nbytes: int) -> None: ...
+
+    def end(self, collection: str, rows: int, seconds: float) -> None: ...
+
+    def phase(self, text: str) -> None: ...
+
+
+class _NoProgress:
+    def begin(self, collection: str, total_bytes: int | None) -> None:
+        pass
+
+    def update(self, rows: int, nbytes: int) -> None:
+        pass
+
+    def end(self, collection: str, rows: int, seconds: float) -> None:
+        pass
+
+    def phase(self, text: str) -> None:
+        pass
+
+
+class _RejectRecord(msgspec.Struct, omit_defaults=True):
+    collection: str | None
+    location: str
+    field: str | None
+    reason: str
+    text: str | None = None
+    text_base64: bytes | None = msgspec.field(default=None, name="textBase64")
+
+
+class RejectWriter:
+    """Appends one NDJSON record per refused row: collection, location, field, reason, original text.
+
+    The text is kept as a string when it is valid UTF-8, else as `textBase64`.
+    The configuration's text is never recorded (it holds the API key).
+    """
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        self.count = 0
+        self._encoder = msgspec.json.Encoder()
+
+    def write(self, problem: Problem) -> None:
+        text: str | None = None
+        raw: bytes | None = None
+        if problem.text is not None:
+            data = problem.text.rstrip(b"\r\n")
+            try:
+                text = data.decode("utf-8")
+                text.encode("utf-8")
+            except UnicodeError:
+                text, raw = None, data
+        record = _RejectRecord(problem.collection, problem.location, problem.field, problem.reason, text, raw)
+        self.stream.write(self._encoder.encode(record) + b"\n")
+        self.count += 1
+
+
+@dataclass
+class ImportOptions:
+    """How to import. `max_errors`: problems listed before stopping (default 1; with a reject
+    writer, None means no limit). `adopt_orphans`: messages and mode outputs whose thread link is
+    empty or points nowhere go into a "Recovered messages" thread instead of being refused."""
+
+    force: bool = False
+    dry_run: bool = False
+    max_errors: int | None = 1
+    reject: RejectWriter | None = None
+    adopt_orphans: bool = False
+    progress: Progress = field(default_factory=_NoProgress)
+
+
+@dataclass
+class CollectionReport:
+    name: str
+    read: int = 0
+    imported: int = 0
+    rejected: int = 0
+    adopted: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.read / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class ImportReport:
+    source: str
+    database: str
+    dry_run: bool
+    collections: dict[str, CollectionReport] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)  # why the import failed
+    rejected_samples: list[Problem] = field(default_factory=list)  # the first rows sent to the reject file
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    recovery_thread_id: int | None = None
+    ok: bool = False
+
+    @property
+    def rows_read(self) -> int:
+        return sum(c.read for c in self.collections.values())
+
+    def to_json(self) -> dict[str, object]:
+        total = self.timings.get("total", 0.0)
+        return {
+            "source": self.source,
+            "database": self.database,
+            "dryRun": self.dry_run,
+            "ok": self.ok,
+            "collections": {
+                c.name: {
+                    "read": c.read,
+                    "imported": c.imported,
+                    "rejected": c.rejected,
+                    "adopted": c.adopted,
+                    "bytes": c.bytes,
+                    "seconds": round(c.seconds, 4),
+                    "rowsPerSecond": round(c.rows_per_second),
+                }
+                for c in self.collections.values()
+            },
+            "recoveryThreadId": self.recovery_thread_id,
+            "problems": [str(p) for p in self.problems],
+            "rejected": [str(p) for p in self.rejected_samples],
+            "notes": self.notes,
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+            "rowsPerSecond": round(self.rows_read / total) if total > 0 else 0,
+        }
+
+
+class ImportFailed(Exception):
+    """The import was refused or a check failed; the target is untouched. `report.problems` says why."""
+
+    def __init__(self, report: ImportReport) -> None:
+        first = str(report.problems[0]) if report.problems else "import failed"
+        super().__init__(first)
+        self.report = report
+
+
+class _Stop(Exception):
+    """Enough problems were listed."""
+
+
+def temp_path_pattern(target: Path) -> re.Pattern[str]:
+    return re.compile(rf"^\.{re.escape(target.name)}\.import-(\d+)\.tmp(-journal|-wal|-shm)?$")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(target: Path) -> list[str]:
+    """Delete temporary files of imports into `target` whose process is gone; return their names."""
+    pattern = temp_path_pattern(target)
+    removed = []
+    for path in sorted(target.parent.iterdir()):
+        match = pattern.match(path.name)
+        if match and not _pid_alive(int(match.group(1))):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path.name)
+    return removed
+
+
+def _settle_target(target: Path) -> None:
+    """Make sure no -wal / hot -journal of the old target could be applied to the new file.
+
+    Opening the old database lets SQLite finish its own recovery and checkpoint;
+    a -wal that stays non-empty means it is in use: refuse.
+    """
+    wal = Path(f"{target}-wal")
+    journal = Path(f"{target}-journal")
+    if not (wal.exists() or journal.exists()) or not target.exists():
+        return
+    conn = connect(target, pragmas=False)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_schema").fetchall()
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    finally:
+        conn.close()
+    if (wal.exists() and wal.stat().st_size > 0) or journal.exists():
+        raise OSError(f"{target} is in use (its -wal or -journal file stays); close the app and retry")
+
+
+def _fsync_path(path: Path, directory: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _Loader:
+    def __init__(self, source: Source, conn: apsw.Connection, options: ImportOptions, report: ImportReport) -> None:
+        self.source = source
+        self.conn = conn
+        self.options = options
+        self.report = report
+        self.recovery_id: int | None = None
+        self.recovery_used = False
+
+    # -- problems ---------------------------------------------------------------------------
+    def problem(self, problem: Problem, collection: CollectionReport | None = None) -> None:
+        """Record a refused row: into the reject file (and count it) or into the list of errors."""
+        options = self.options
+        if options.reject is not None:
+            options.reject.write(problem)
+            if collection is not None:
+                collection.rejected += 1
+            if len(self.report.rejected_samples) < 100:
+                self.report.rejected_samples.append(problem)
+            if options.max_errors is not None and options.reject.count > options.max_errors:
+                self.fatal(
+                    Problem(None, self.source.name, None, f"more than {options.max_errors} rows refused (--max-errors)")
+                )
+            return
+        self.report.problems.append(problem)
+        if options.max_errors is not None and len(self.report.problems) >= options.max_errors:
+            raise _Stop
+
+    def fatal(self, problem: Problem) -> None:
+        """Record a problem that fails the import whatever the options, and stop."""
+        self.report.problems.append(problem)
+        raise _Stop
+
+    # -- loading ----------------------------------------------------------------------------
+    def load(self, collection: Collection) -> None:
+        stats = self.report.collections[collection.name]
+        progress = self.options.progress
+        progress.begin(collection.name, self.source.size(collection))
+        started = time.perf_counter()
+        bytes_before = self.source.bytes_read
+        columns = ", ".join(collection.columns)
+        marks = ", ".join("?" * len(collection.columns))
+        sql = f"INSERT INTO {collection.table} ({columns}) VALUES ({marks})"
+        empty_links = [
+            (i, f) for i, f in enumerate(collection.fields) if f.kind is Kind.LINK and collection.key == ("id",)
+        ]
+        current: list[Item | None] = [None]
+
+        def rows() -> Iterator[Row]:
+            source = self.source
+            for item in source.items(collection):
+                stats.read += 1
+                if stats.read % _PROGRESS_EVERY == 0:
+                    progress.update(stats.read, source.bytes_read - bytes_before)
+                row = item.row
+                if row is None:
+                    self.problem(Problem.of(collection.name, item), stats)
+                    continue
+                for i, f in empty_links:
+                    if row[i] is None:
+                        if f.target == THREADS.name and self.options.adopt_orphans:
+                            row = (*row[:i], self._recovery_thread(), *row[i + 1 :])
+                            stats.adopted += 1
+                            continue
+                        hint = f"; {ADOPT_HINT}" if f.target == THREADS.name else ""
+                        self.problem(
+                            Problem.of(
+                                collection.name, item, FieldError(f.name, f"empty link: no {f.target} row{hint}")
+                            ),
+                            stats,
+                        )
+                        row = None
+                        break
+                if row is None:
+                    continue
+                current[0] = item
+                yield row
+
+        cursor = self.conn.cursor()
+        pending = rows()
+        while True:
+            try:
+                cursor.executemany(sql, pending)
+                break
+            except apsw.ConstraintError as exc:
+                item = current[0]
+                assert item is not None and item.row is not None
+                self.problem(Problem.of(collection.name, item, self._constraint_error(collection, item, exc)), stats)
+            except UnicodeEncodeError:
+                item = current[0]
+                assert item is not None
+                self.problem(
+                    Problem.of(collection.name, item, FieldError(None, "a string holds a lone UTF-16 surrogate")),
+                    stats,
+                )
+        stats.seconds = time.perf_counter() - started
+        stats.bytes = self.source.bytes_read - bytes_before
+        progress.end(collection.name, stats.read, stats.seconds)
+
+    def _constraint_error(self, collection: Collection, item: Item, exc: apsw.ConstraintError) -> FieldError:
+        assert item.row is not None
+        if "UNIQUE" in str(exc) or "PRIMARY KEY" in str(exc):
+            if collection.key == ("id",):
+                return FieldError("id", f"duplicate id {item.row[0]!r} in {collection.name}")
+            pair = ", ".join(f"{n}={v!r}" for n, v in zip(collection.key, item.row, strict=False))
+            return FieldError(None, f"duplicate {collection.name} link ({pair})")
+        return FieldError(None, f"refused by the database: {exc}")
+
+    def _recovery_thread(self) -> int:
+        if self.recovery_id is None:
+            row = self.conn.execute("SELECT min(id), max(id) FROM threads").fetchone()
+            assert row is not None
+            low, high = row
+            if high is None:
+                self.recovery_id = 1
+            elif high < INT64_MAX:
+                self.recovery_id = int(high) + 1
+            elif low > INT64_MIN:
+                self.recovery_id = int(low) - 1
+            else:
+                self.fatal(Problem(None, self.source.name, None, "no free thread id for the recovery thread"))
+        self.recovery_used = True
+        assert self.recovery_id is not None
+        return self.recovery_id
+
+    def create_recovery_thread(self) -> None:
+        if not self.recovery_used or self.recovery_id is None:
+            return
+        row = self.conn.execute(
+            "SELECT min(t) FROM (SELECT min(timestamp) AS t FROM messages WHERE thread_id = ?1 "
+            "UNION ALL SELECT min(created_at) FROM mode_outputs WHERE thread_id = ?1)",
+            (self.recovery_id,),
+        ).fetchone()
+        created_at = row[0] if row and row[0] else "1970-01-01T00:00:00.000000Z"
+        self.conn.execute(
+            "INSERT INTO threads (id, name, created_at) VALUES (?, ?, ?)",
+            (self.recovery_id, RECOVERY_THREAD_NAME, created_at),
+        )
+        self.report.recovery_thread_id = self.recovery_id
+
+    # -- links ------------------------------------------------------------------------------
+    def check_links(self, collection: Collection) -> None:
+        """Find rows whose links point nowhere: adopt them, or refuse them naming their line."""
+        stats = self.report.collections[collection.name]
+        key_cols = ", ".join(collection.field(k).column for k in collection.key)
+        for f in collection.links:
+            assert f.target is not None
+            where = f"NOT EXISTS (SELECT 1 FROM {f.target} AS p WHERE p.id = c.{f.column})"
+            if f.target == THREADS.name and self.options.adopt_orphans:
+                count = self.conn.execute(f"SELECT count(*) FROM {collection.table} AS c WHERE {where}").fetchone()
+                if count and count[0]:
+                    self.conn.execute(
+                        f"UPDATE {collection.table} AS c SET {f.column} = ? WHERE {where}", (self._recovery_thread(),)
+                    )
+                    stats.adopted += int(count[0])
+                continue
+            limit = self.options.max_errors if self.options.reject is None else None
+            sql = f"SELECT {key_cols}, c.{f.column} FROM {collection.table} AS c WHERE {where}"
+            if limit is not None:
+                sql += f" LIMIT {int(limit)}"
+            dangling = {tuple(r[:-1]): r[-1] for r in self.conn.execute(sql)}
+            if not dangling:
+                continue
+            self.options.progress.phase(f"{collection.name}: finding the lines of {len(dangling)} broken links")
+            key_index = [collection.field_names.index(k) for k in collection.key]
+            found: dict[tuple[object, ...], Item] = {}
+            for item in self.source.items(collection):
+                if item.row is not None:
+                    key = tuple(item.row[i] for i in key_index)
+                    if key in dangling and key not in found:
+                        found[key] = item
+            hint = f"; {ADOPT_HINT}" if f.target == THREADS.name else ""
+            for key, value in dangling.items():
+                error = FieldError(f.name, f"{value} points to no {f.target} row{hint}")
+                item_or_none = found.get(key)
+                if item_or_none is None:
+                    problem = Problem(collection.name, f"{collection.name} {key}", error.field, error.reason)
+                else:
+                    problem = Problem.of(collection.name, item_or_none, error)
+                if self.options.reject is not None:
+                    cond = " AND ".join(f"{collection.field(k).column} = ?" for k in collection.key)
+                    self.conn.execute(f"DELETE FROM {collection.table} WHERE {cond}", key)
+                self.problem(problem, stats)
+
+
+def _drop_indexes(conn: apsw.Connection) -> list[str]:
+    """Drop the indexes of the bulk-loaded tables; return their CREATE statements."""
+    rows = conn.execute(
+        "SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL AND tbl_name != 'configuration'"
+    ).fetchall()
+    for name, _ in rows:
+        conn.execute(f'DROP INDEX "{name}"')
+    return [str(sql) for _, sql in rows]
+
+
+def import_source(source: Source, target: str | os.PathLike[str], options: ImportOptions | None = None) -> ImportReport:
+    """Import every collection of `source` into a new database at `target`, atomically.
+
+    Writes `target` (replacing it only with `options.force`) when every check passed
+    and not `options.dry_run`; raises ImportFailed (target untouched) otherwise.
+    """
+    options = options or ImportOptions()
+    started = time.perf_counter()
+    target = Path(target).absolute()
+    report = ImportReport(source.name, str(target), options.dry_run)
+    report.collections = {c.name: CollectionReport(c.name) for c in COLLECTIONS}
+
+    def refuse(reason: str) -> ImportFailed:
+        report.problems.append(Problem(None, str(target), None, reason))
+        return ImportFailed(report)
+
+    if not target.parent.is_dir():
+        raise refuse(f"directory {target.parent} does not exist")
+    if target.exists() and not options.force and not options.dry_run:
+        raise refuse("exists; pass --force to replace it (only once the import succeeded)")
+    for name in remove_stale_temps(target):
+        report.notes.append(f"removed {name}, left by an interrupted import")
+    tmp = target.parent / f".{target.name}.import-{os.getpid()}.tmp"
+    for suffix in ("", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            Path(f"{tmp}{suffix}").unlink()
+    create_private(tmp)
+    conn: apsw.Connection | None = None
+    try:
+        conn = connect(tmp, pragmas=False)
+        for pragma in ("foreign_keys = OFF", "synchronous = OFF", "cache_size = -32768", "temp_store = FILE"):
+            conn.execute(f"PRAGMA {pragma}").fetchall()
+        migrate(conn)
+        indexes = _drop_indexes(conn)
+        loader = _Loader(source, conn, options, report)
+        try:
+            _load_all(loader, conn, source, indexes, report, options)
+        except _Stop:
+            pass
+        except ExportError as exc:
+            report.problems.append(exc.problem)
+        if report.problems:
+            raise ImportFailed(report)
+        if options.dry_run:
+            conn.execute("ROLLBACK")
+            report.ok = True
+            return report
+        conn.execute("COMMIT")
+        t = time.perf_counter()
+        options.progress.phase("switching to WAL, syncing and renaming into place")
+        conn.execute("PRAGMA journal_mode = WAL").fetchall()
+        conn.close()
+        conn = None
+        _fsync_path(tmp)
+        _settle_target(target)
+        os.replace(tmp, target)
+        _fsync_path(target.parent, directory=True)
+        report.timings["publish"] = time.perf_counter() - t
+        report.ok = True
+        return report
+    except OSError as exc:
+        raise refuse(f"cannot write: {exc}") from None
+    finally:
+        report.timings["total"] = time.perf_counter() - started
+        if conn is not None:
+            conn.close()
+        if not report.ok or options.dry_run:
+            for suffix in ("", "-journal", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    Path(f"{tmp}{suffix}").unlink()
+
+
+def _load_all(
+    loader: _Loader,
+    conn: apsw.Connection,
+    source: Source,
+    indexes: list[str],
+    report: ImportReport,
+    options: ImportOptions,
+) -> None:
+    conn.execute("BEGIN")
+    t = time.perf_counter()
+    for collection in COLLECTIONS:
+        loader.load(collection)
+    report.timings["load"] = time.perf_counter() - t
+    t = time.perf_counter()
+    options.progress.phase("checking links")
+    for collection in COLLECTIONS:
+        if collection.links:
+            loader.check_links(collection)
+    loader.create_recovery_thread()
+    report.timings["links"] = time.perf_counter() - t
+    report.problems.extend(source.final_checks())
+    if report.problems:
+        return
+    t = time.perf_counter()
+    if not options.dry_run:
+        options.progress.phase("building indexes")
+        for sql in indexes:
+            conn.execute(sql)
+    report.timings["indexes"] = time.perf_counter() - t
+    t = time.perf_counter()
+    options.progress.phase("checking foreign keys, integrity and counts")
+    broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        table, rowid, parent, _ = broken[0]
+        loader.fatal(
+            Problem(None, "check", None, f"foreign_key_check: {table} rowid {rowid} points to no {parent} row")
+        )
+    quick = conn.execute("PRAGMA quick_check").fetchall()
+    if quick != [("ok",)]:
+        loader.fatal(Problem(None, "check", None, f"quick_check: {quick[0][0]}"))
+    for collection in COLLECTIONS:
+        stats = report.collections[collection.name]
+        counted = conn.execute(f"SELECT count(*) FROM {collection.table}").fetchone()
+        assert counted is not None
+        stats.imported = int(counted[0])
+        expected = stats.read - stats.rejected
+        if collection is THREADS and report.recovery_thread_id is not None:
+            expected += 1
+        if stats.imported != expected:
+            loader.fatal(
+                Problem(
+                    None,
+                    "check",
+                    None,
+                    f"{collection.name}: {stats.imported} rows in the database, "
+                    f"expected {expected} ({stats.read} read - {stats.rejected} rejected)",
+                )
+            )
+    report.timings["checks"] = time.perf_counter() - t
