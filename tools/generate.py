@@ -162,7 +162,7 @@ class IdSpace:
 
     def __init__(self, seed: int, name: str, count: int) -> None:
         self.count = count
-        hashed = 0 if count < 8 else max(2, min(count // 100, 512))
+        hashed = 0 if count < 8 else max(4, min(count // 100, 512))
         self.step = count // hashed if hashed else 0
         self.hashed: dict[int, int] = {}  # index -> id
         used: set[int] = set()
@@ -175,7 +175,7 @@ class IdSpace:
             else:
                 u = _seed_int(seed, name, "id", i)
                 magnitude = 2**53 + u % (_MAX_I64 - 2**53)
-                value = -magnitude if k % 2 == 0 else magnitude
+                value = -magnitude if k % 2 else magnitude
             while value in used:
                 value -= 1
             used.add(value)
@@ -304,7 +304,7 @@ class Generator:
         if i % 211 == 7:
             text += " \x00 nul"
         description = self._text(rng, 1, 6) if rng.random() < 0.1 else ""
-        empty_blob = spec.blob_ratio > 0 and i % 1009 == 500
+        empty_blob = spec.blob_ratio > 0 and i % 1009 == 5
         has_blob = empty_blob or rng.random() < spec.blob_ratio
         if not has_blob:
             return (
