@@ -93,8 +93,8 @@ def export_isar(
     summaries: list[FileSummary] = []
     with open_isar(path) as opened:
         if opened.recovered and not quiet:
-            print(RECOVERED_NOTE.format(name=path.name), file=sys.stderr)
-        source = isar_source(opened, path.name)
+            print(RECOVERED_NOTE.format(name=os.fspath(path)), file=sys.stderr)
+        source = isar_source(opened, os.fspath(path))
         with staged_directory(out, force=force) as stage:
             for collection in COLLECTIONS:
                 started = time.perf_counter()

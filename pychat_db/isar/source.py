@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 from pychat_db.exchange.codec import NaiveTimezone
@@ -51,7 +50,7 @@ def isar_source(
 
     Checks the file's schema against the app mapping first (raises ExportError).
     """
-    label = Path(name).name if not isinstance(name, str) else name
+    label = os.fspath(name)
     try:
         _ = opened.app
     except (IsarFormatError, StorageError) as exc:

@@ -118,19 +118,18 @@ class MdbxStore:
 
         self._mdbx = clibmdbx
         self.path = Path(path)
+        failure: BaseException | None = None
         with _captured_stderr() as log:
             try:
                 self._env: Any = clibmdbx.Environment(
                     os.fspath(path), readonly=not writable, subdir=False, max_dbs=1024
                 )
-            except clibmdbx.WannaRecoveryError as exc:
-                error: StorageError = NeedsRecovery(_reason(exc, log))
             except (clibmdbx.Error, OSError) as exc:
-                error = StorageError(f"not a readable MDBX (Isar 3) file: {_reason(exc, log)}")
-            else:
-                error = None  # type: ignore[assignment]
-        if error is not None:
-            raise error
+                failure = exc
+        if isinstance(failure, clibmdbx.WannaRecoveryError):
+            raise NeedsRecovery(_reason(failure, log))
+        if failure is not None:
+            raise StorageError(f"not a readable MDBX (Isar 3) file: {_reason(failure, log)}")
         try:
             info = self._env.info()
             self.page_size: int = int(info["page_size"])

@@ -210,6 +210,7 @@ class IsarWriter:
         if exc[0] is None:
             self.close()
         else:
+            self.txn.abort()
             self.env.close()
 
 
@@ -295,3 +296,24 @@ def write_app_file(
         for collection, id_, values in extra:
             w.put(collection, id_, values)
     return Path(path)
+
+
+def rows_from_export(export_dir: str | os.PathLike[str]) -> dict[str, list[dict[str, Any]]]:
+    """An export directory's rows as contract-shaped dicts for `write_app_file` (timestamps µs, bytes raw)."""
+    from pychat_db import convert
+    from pychat_db.exchange.contract import COLLECTIONS, Kind
+    from pychat_db.exchange.reader import read_rows
+
+    data: dict[str, list[dict[str, Any]]] = {}
+    for c in COLLECTIONS:
+        out = data.setdefault(c.name, [])
+        for row in read_rows(export_dir, c):
+            d: dict[str, Any] = {}
+            for f, v in zip(c.fields, row, strict=True):
+                if f.kind is Kind.TIMESTAMP:
+                    v = convert.timestamp_text_to_micros(v)
+                elif f.kind is Kind.BOOL:
+                    v = bool(v)
+                d[f.name] = v
+            out.append(d)
+    return data

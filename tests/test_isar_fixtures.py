@@ -1,0 +1,134 @@
+"""The two real Isar 3 files (written by the real engine) decode to the facts in their README."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+
+from pychat_db.isar import DataType, open_isar
+from pychat_db.isar.storage import MdbxStore, private_copy
+from tests.conftest import run_module
+
+FIXTURES = Path(__file__).parent / "fixtures" / "isar"
+PERSON = FIXTURES / "person-mit.isar"
+MAINLIST = FIXTURES / "mainlist-apache2.isar"
+SHA256 = {
+    PERSON: "5195780d2161573d78e6fa2f8289c106d07e10ef53d976315029dc1f27ee4497",
+    MAINLIST: "c097f2648c14de2e9c25646fdddbbb380bf7faf2001112d53d0f57f2a91ec17f",
+}
+
+
+@pytest.fixture
+def user_copy(tmp_path: Path) -> Path:
+    """A writable copy of person-mit.isar in tmp_path, standing for the user's file."""
+    path = tmp_path / "default.isar"
+    shutil.copyfile(PERSON, path)
+    os.utime(path, ns=(1_600_000_000_000_000_000, 1_600_000_000_123_456_789))
+    return path
+
+
+def test_fixtures_are_the_published_files() -> None:
+    for path, digest in SHA256.items():
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
+        assert path.with_suffix(".LICENSE").is_file()
+
+
+def test_person_file_maps_schema_and_objects() -> None:
+    with open_isar(PERSON) as f:
+        assert sorted(f.isar.map_info) == ["Person", "_info"]
+        assert f.page_size == 4096
+        schema = f.isar.collections["Person"]
+        assert schema.version == 2
+        assert [(p.name, p.type, p.offset) for p in schema.properties] == [("name", DataType.String, 2)]
+        assert schema.links == ()
+        objects = list(f.isar.objects("Person"))
+    assert [id_ for id_, _ in objects] == [2, 3, 4, 5, 6]
+    assert objects[0] == (2, {"name": "Person 75"})
+    assert objects[-1] == (6, {"name": "Person 49"})
+
+
+def test_mainlist_file_stored_order_and_values() -> None:
+    with open_isar(MAINLIST) as f:
+        assert f.page_size == 16384
+        schema = f.isar.collections["MainList"]
+        assert [(p.name, p.type.value) for p in schema.properties] == [
+            ("board", "String"),
+            ("orderBy", "Long"),
+            ("siteType", "String"),
+            ("text", "String"),
+            ("type", "Long"),
+            ("url", "String"),
+        ]
+        objects = dict(f.isar.objects("MainList"))
+    assert sorted(objects) == list(range(415, 438))
+    assert objects[415] == {
+        "board": "notice",
+        "orderBy": 1,
+        "siteType": "Damoang",
+        "text": "공지사항",
+        "type": 0,
+        "url": "https://damoang.net/notice",
+    }
+    assert (objects[437]["text"], objects[437]["type"], objects[437]["orderBy"]) == ("우주본당", 1, 42)
+
+
+def test_user_file_keeps_bytes_and_mtime(user_copy: Path) -> None:
+    before = (user_copy.read_bytes(), user_copy.stat().st_mtime_ns, sorted(os.listdir(user_copy.parent)))
+    with open_isar(user_copy) as f:
+        assert len(list(f.isar.objects("Person"))) == 5
+    assert (user_copy.read_bytes(), user_copy.stat().st_mtime_ns, sorted(os.listdir(user_copy.parent))) == before
+    assert not Path(f"{user_copy}-lck").exists()
+    result = run_module("tools.export_isar", user_copy, "--inspect")
+    assert result.returncode == 0, result.stderr
+    assert (user_copy.read_bytes(), user_copy.stat().st_mtime_ns, sorted(os.listdir(user_copy.parent))) == before
+
+
+def test_private_copy_is_private_and_removed(user_copy: Path) -> None:
+    with private_copy(user_copy) as copy:
+        assert stat.S_IMODE(copy.directory.stat().st_mode) == 0o700
+        assert stat.S_IMODE(copy.path.stat().st_mode) == 0o600
+        assert copy.path != user_copy and copy.path.read_bytes() == user_copy.read_bytes()
+        assert not copy.recovered
+        assert sorted(os.listdir(copy.directory))[0] == "copy.isar"  # the copy (and libmdbx's lock file)
+        directory = copy.directory
+    assert not directory.exists()
+
+
+def test_store_interface_lists_and_iterates_in_key_order(tmp_path: Path) -> None:
+    copy = tmp_path / "c.isar"
+    shutil.copyfile(MAINLIST, copy)
+    with MdbxStore(copy) as store:
+        maps = {m.name: m for m in store.maps()}
+        assert maps["MainList"].integer_key and maps["MainList"].entries == 23
+        assert not maps["_info"].integer_key
+        keys = [k for k, _ in store.items("MainList")]
+    assert keys == sorted(keys, key=lambda k: int.from_bytes(k, "little"))
+
+
+@pytest.mark.parametrize("path", [PERSON, MAINLIST])
+def test_inspect_real_files(path: Path) -> None:
+    result = run_module("tools.export_isar", path, "--inspect")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "schema version 2" in out
+    if path == PERSON:
+        assert "MDBX page size 4096" in out
+        assert "collection Person: 5 objects" in out
+        assert "property name" in out and "String" in out
+    else:
+        assert "MDBX page size 16384" in out
+        assert "collection MainList: 23 objects" in out
+        lines = [line.split()[1:3] for line in out.splitlines() if line.strip().startswith("property")]
+        assert lines == [
+            ["board", "String"],
+            ["orderBy", "Long"],
+            ["siteType", "String"],
+            ["text", "String"],
+            ["type", "Long"],
+            ["url", "String"],
+        ]
