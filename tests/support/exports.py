@@ -10,11 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pychat_db.connection import connect
-from pychat_db.exchange.codec import Row, row_digest
+from pychat_db.exchange.codec import row_digest
 from pychat_db.exchange.contract import COLLECTIONS
 from pychat_db.exchange.reader import read_rows
-from pychat_db.migrations import migrate
 from tools.generate import GENERATED_AT, Spec, generate
 
 SMALL_MESSAGES = 300
@@ -65,29 +63,11 @@ def export_files(export: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(export.iterdir())}
 
 
-def load_rows_directly(export: Path, db: Path) -> Path:
-    """Build a database holding `export` by plain INSERTs of the reader's rows (no import tool).
-
-    Used by the verify tests so they do not depend on the importer; the round-trip tests
-    use the real `python -m tools.import`.
-    """
-    conn = connect(db)
-    migrate(conn)
-    with conn:
-        for c in COLLECTIONS:
-            rows: list[Row] = list(read_rows(export, c))
-            marks = ", ".join("?" * len(c.columns))
-            conn.executemany(f"INSERT INTO {c.table} ({', '.join(c.columns)}) VALUES ({marks})", rows)
-    conn.close()
-    return db
-
-
 __all__ = [
     "GENERATED_AT",
     "api_key",
     "export_digests",
     "export_files",
-    "load_rows_directly",
     "make_export",
     "small_export",
     "small_spec",
