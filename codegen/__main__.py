@@ -46,7 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         wanted = generate(root)
     except CodegenError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():
+            print(f"Error: {line}", file=sys.stderr)
         return 1
     have = existing(root)
     stale = sorted(p for p in wanted.keys() | have.keys() if wanted.get(p) != have.get(p))

@@ -106,12 +106,11 @@ def _plan_lines(node: Any, depth: int = 0) -> Iterator[tuple[int, str]]:
 
 
 def _aliases(sql: str, schema: Schema) -> dict[str, str]:
-    """`{name or alias used in the plan: table}` for the schema's tables named in `sql`."""
-    found: dict[str, str] = {}
+    """`{name or alias used in the plan: table}`."""
+    # Every table by its own name: foreign key actions (cascades) appear in the plan too.
+    found = {table.name: table.name for table in schema.tables}
     for table in schema.tables:
         pattern = re.compile(rf"(?<![\w.]){re.escape(table.name)}\s+(?:AS\s+)?([A-Za-z_]\w*)", re.IGNORECASE)
-        if re.search(rf"(?<![\w.]){re.escape(table.name)}\b", sql, re.IGNORECASE):
-            found[table.name] = table.name
         for match in pattern.finditer(sql):
             if match.group(1).upper() not in _NOT_ALIAS:
                 found[match.group(1)] = table.name
@@ -321,7 +320,8 @@ def load_queries(root: Path, schema: Schema, conn: apsw.Connection) -> list[Quer
     try:
         loaded = aiosql.from_path(queries_dir, "apsw")
     except Exception as exc:
-        raise CodegenError(f"queries/: aiosql cannot load it: {exc}") from exc
+        message = str(exc).replace(f"{queries_dir}/", f"{queries_dir.name}/")
+        raise CodegenError(f"{queries_dir.name}/: aiosql cannot load it: {message}") from exc
     by_file: dict[Path, list[Any]] = {p.resolve(): [] for p in paths}
     for name in loaded.available_queries:
         fn = getattr(loaded, name)

@@ -299,10 +299,8 @@ def load_schemas(schema_dir: Path) -> list[Schema]:
         try:
             migrate(conn, migrations, target=migration.version)
             schemas.append(introspect(conn))
-        except CodegenError as exc:
-            raise CodegenError(f"{migration.path.name}: {exc}") from exc
         except Exception as exc:
-            raise CodegenError(f"{migration.path.name}: {exc}") from exc
+            raise CodegenError(f"{schema_dir.name}/{migration.path.name}: {exc}") from exc
     conn.close()
     return schemas
 
