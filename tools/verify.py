@@ -11,14 +11,20 @@ never shown) or when the export or database cannot be read; 2 for usage.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from pychat_db.exchange.codec import NaiveTimezone
+from pychat_db.exchange.reader import ExportError, Source
 from pychat_db.exchange.verify import VerifyError, VerifyReport, verify
+from pychat_db.isar.app import open_isar
+from pychat_db.isar.format import IsarFormatError
+from pychat_db.isar.source import isar_source
+from pychat_db.isar.storage import StorageError
 
 MAX_PRINTED = 50
 
@@ -43,13 +49,23 @@ def write_report(path: Path, report: VerifyReport) -> None:
         out.write(data)
 
 
+@contextlib.contextmanager
+def _open_source(path: Path, naive: NaiveTimezone) -> Iterator[Source | None]:
+    """The Isar file's source when `path` is an .isar file (read through a private copy), else None."""
+    if path.is_file() and path.suffix == ".isar":
+        with open_isar(path) as opened:
+            yield isar_source(opened, os.fspath(path), naive)
+        return
+    yield None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.verify",
         description="Prove that a database holds exactly an export.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("export", type=Path, metavar="EXPORT_DIR", help="export directory")
+    parser.add_argument("export", type=Path, metavar="EXPORT_DIR", help="export directory, or an .isar file")
     parser.add_argument("--db", required=True, type=Path, help="database file")
     parser.add_argument("--samples", type=int, default=0, help="random messages to compare field by field with tags")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample choice")
@@ -65,16 +81,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.samples < 0:
         parser.error("--samples must be >= 0")
     try:
-        report = verify(
-            args.export,
-            args.db,
-            samples=args.samples,
-            seed=args.seed,
-            naive=NaiveTimezone(args.naive_timezone),
-            progress_stream=None if args.quiet else sys.stderr,
-        )
-    except VerifyError as exc:
+        with _open_source(args.export, NaiveTimezone(args.naive_timezone)) as source:
+            report = verify(
+                args.export,
+                args.db,
+                samples=args.samples,
+                seed=args.seed,
+                naive=NaiveTimezone(args.naive_timezone),
+                progress_stream=None if args.quiet else sys.stderr,
+                source=source,
+            )
+    except (VerifyError, ExportError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    except (IsarFormatError, StorageError) as exc:
+        print(f"Error: {args.export}: {exc}", file=sys.stderr)
         return 1
     for mismatch in report.mismatches[:MAX_PRINTED]:
         print(f"mismatch: {mismatch}", file=sys.stderr)

@@ -35,7 +35,7 @@ from pychat_db.connection import connect
 from pychat_db.errors import MigrationError, PychatDbError
 from pychat_db.exchange.codec import NaiveTimezone, Row, row_digest
 from pychat_db.exchange.contract import COLLECTIONS, MESSAGE_TAGS, MESSAGES, Collection, Kind
-from pychat_db.exchange.reader import ExportDirectory, ExportError, Problem
+from pychat_db.exchange.reader import ExportDirectory, ExportError, Problem, Source
 
 SECRET_FIELDS = frozenset({("configuration", "apiKey")})
 DETAILED_PER_COLLECTION = 20  # differing rows whose fields are named
@@ -216,6 +216,7 @@ class Verifier:
         naive: NaiveTimezone = NaiveTimezone.REJECT,
         progress: bool = False,
         progress_stream: Any = None,
+        source: Source | None = None,
     ) -> None:
         self.export_dir = Path(export_dir)
         self.db_path = Path(db_path)
@@ -224,7 +225,7 @@ class Verifier:
         self.progress = progress
         self.stream = progress_stream
         try:
-            self.source = ExportDirectory(self.export_dir, naive)
+            self.source: Source = source if source is not None else ExportDirectory(self.export_dir, naive)
         except ExportError as exc:
             raise VerifyError(str(exc)) from None
         self.conn = open_database(self.db_path)
@@ -471,8 +472,12 @@ def verify(
     seed: int = 0,
     naive: NaiveTimezone = NaiveTimezone.REJECT,
     progress_stream: Any = None,
+    source: Source | None = None,
 ) -> VerifyReport:
-    """Compare `db_path` with `export_dir` (reads both, writes nothing); raises VerifyError if it cannot."""
+    """Compare `db_path` with `export_dir` (reads both, writes nothing); raises VerifyError if it cannot.
+
+    `source` replaces the export directory as the origin of the rows (e.g. an Isar file's source).
+    """
     verifier = Verifier(
         export_dir,
         db_path,
@@ -481,6 +486,7 @@ def verify(
         naive=naive,
         progress=progress_stream is not None,
         progress_stream=progress_stream,
+        source=source,
     )
     try:
         return verifier.run()
