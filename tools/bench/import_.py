@@ -1,0 +1,218 @@
+"""`python -m tools.bench import [--messages MAX | --sizes N,N,...]`: import, verify and sqlite-utils timed.
+
+For each size (default 100k, 300k and 1M messages) it generates a canonical export
+(`tools.generate`: 10k threads, 5% blobs of 2-50 KB, 50 tags, about 1.5 tag links
+per message, messages/10 mode outputs) and runs, each as its own process:
+  * our import: `python -m tools.import EXPORT --db DB` (every field validated,
+    every check run, atomic publish);
+  * our verify: `python -m tools.verify EXPORT --db DB`;
+  * sqlite-utils: `sqlite-utils insert DB TABLE FILE --nl --batch-size 1000` per
+    collection into a database already migrated to the same schema (STRICT tables,
+    constraints, indexes), with `--convert` mapping the file's camelCase keys to the
+    columns and base64 to bytes: without that conversion the same files do not fit the
+    same schema, and with it the resulting database holds the same rows as ours.
+Wall time comes from the parent, peak RSS from `os.wait4()` on each child (its own
+ru_maxrss; for sqlite-utils the largest of its per-collection processes). Prints a
+Markdown table (stdout) and progress (stderr); asserts nothing about speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pychat_db.connection import connect
+from pychat_db.exchange.contract import COLLECTIONS, Collection, Kind
+from pychat_db.migrations import migrate
+
+LADDER = (100_000, 300_000, 1_000_000)
+THREADS = 10_000
+TAGS = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    seconds: float
+    peak_rss_mb: float
+    returncode: int
+
+
+def run_child(argv: Sequence[str], log: Path) -> Run:
+    """Run `argv` to completion (output to `log`); its wall time and its own peak RSS."""
+    with log.open("ab") as out:
+        started = time.perf_counter()
+        proc = subprocess.Popen(list(argv), stdout=out, stderr=out)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return Run(seconds, usage.ru_maxrss / 1024, proc.returncode)
+
+
+def convert_code(collection: Collection) -> str:
+    """sqlite-utils `--convert` body: file keys → columns, base64 → bytes, booleans → 0/1."""
+    parts = []
+    for f in collection.fields:
+        value = f"row[{f.name!r}]"
+        if f.kind is Kind.BYTES:
+            value = f"(None if {value} is None else base64.b64decode({value}))"
+        elif f.kind is Kind.BOOL:
+            value = f"int({value})"
+        parts.append(f"{f.column!r}: {value}")
+    return "return {" + ", ".join(parts) + "}"
+
+
+def sqlite_utils_load(export: Path, db: Path, log: Path) -> Run:
+    """Load every collection file with `sqlite-utils insert --nl` into a freshly migrated `db`."""
+    conn = connect(db)
+    migrate(conn)
+    conn.execute("PRAGMA journal_mode = DELETE").fetchall()  # sqlite-utils' own default journal
+    conn.close()
+    exe = Path(sys.executable).with_name("sqlite-utils")
+    total = 0.0
+    peak = 0.0
+    for collection in COLLECTIONS:
+        path = export / collection.canonical_file
+        if path.read_bytes()[:5] == b"null\n":
+            continue
+        argv = [
+            str(exe),
+            "insert",
+            str(db),
+            collection.table,
+            str(path),
+            "--nl",
+            "--batch-size",
+            "1000",
+            "--import",
+            "base64",
+            "--convert",
+            convert_code(collection),
+        ]
+        run = run_child(argv, log)
+        if run.returncode != 0:
+            return Run(total + run.seconds, max(peak, run.peak_rss_mb), run.returncode)
+        total += run.seconds
+        peak = max(peak, run.peak_rss_mb)
+    return Run(total, peak, 0)
+
+
+def export_rows(export: Path) -> int:
+    manifest = json.loads((export / "manifest.json").read_text())
+    return sum(int(c["rows"]) for c in manifest["collections"].values())
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    )
+
+
+def _sizes(args: argparse.Namespace) -> list[int]:
+    if args.sizes:
+        return [int(s.replace("_", "")) for s in args.sizes.split(",")]
+    sizes = [n for n in LADDER if n <= args.messages]
+    if args.messages not in sizes:
+        sizes.append(args.messages)
+    return sizes
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.bench import",
+        description="Time our import, import + verify and sqlite-utils on generated exports.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--messages", type=int, default=1_000_000, help="largest size: runs 100k, 300k, 1M up to it")
+    parser.add_argument("--sizes", help="comma-separated message counts instead, e.g. 100000,300000")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/pychat-bench"), help="exports and databases")
+    parser.add_argument("--keep", action="store_true", help="keep exports and databases afterwards")
+    parser.add_argument("--no-sqlite-utils", action="store_true", help="skip the sqlite-utils comparison")
+    parser.add_argument("--seed", type=int, default=1, help="generator seed")
+    args = parser.parse_args(argv)
+    sizes = _sizes(args)
+    if any(n < 1 for n in sizes):
+        parser.error("sizes must be >= 1")
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    py = sys.executable
+    log = args.workdir / "bench.log"
+    results: list[tuple[int, int, str, Run]] = []
+    print(f"machine: {machine()}", file=sys.stderr)
+    for n in sizes:
+        base = args.workdir / f"m{n}"
+        shutil.rmtree(base, ignore_errors=True)
+        base.mkdir()
+        export = base / "export"
+        print(f"[{n:,} messages] generating {export}", file=sys.stderr)
+        gen = run_child(
+            [
+                *(py, "-m", "tools.generate", "--out", str(export), "--messages", str(n), "--threads", str(THREADS)),
+                *("--tags", str(TAGS), "--seed", str(args.seed), "--blob-ratio", "0.05", "--blob-size", "2048-51200"),
+                "--quiet",
+            ],
+            log,
+        )
+        if gen.returncode != 0:
+            print(f"Error: generating {n} messages failed (see {log})", file=sys.stderr)
+            return 1
+        rows = export_rows(export)
+        size_mb = sum(p.stat().st_size for p in export.iterdir()) / 1e6
+        results.append((n, rows, f"generate ({size_mb:,.0f} MB)", gen))
+        db = base / "chat.db"
+        print(f"[{n:,} messages] import", file=sys.stderr)
+        imp = run_child([py, "-m", "tools.import", str(export), "--db", str(db), "--quiet"], log)
+        if imp.returncode != 0:
+            print(f"Error: import of {n} messages failed (see {log})", file=sys.stderr)
+            return 1
+        results.append((n, rows, "import", imp))
+        print(f"[{n:,} messages] verify", file=sys.stderr)
+        ver = run_child([py, "-m", "tools.verify", str(export), "--db", str(db), "--quiet"], log)
+        if ver.returncode != 0:
+            print(f"Error: verify of {n} messages failed (see {log})", file=sys.stderr)
+            return 1
+        results.append((n, rows, "verify", ver))
+        both = Run(imp.seconds + ver.seconds, max(imp.peak_rss_mb, ver.peak_rss_mb), 0)
+        results.append((n, rows, "import + verify", both))
+        if not args.no_sqlite_utils:
+            print(f"[{n:,} messages] sqlite-utils insert --nl", file=sys.stderr)
+            su = sqlite_utils_load(export, base / "sqlite_utils.db", log)
+            if su.returncode != 0:
+                print(f"Error: sqlite-utils on {n} messages failed (see {log})", file=sys.stderr)
+                return 1
+            results.append((n, rows, "sqlite-utils insert --nl", su))
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+    print(f"machine: {machine()}")
+    print()
+    print("| messages | rows (all files) | step | seconds | rows/s | peak RSS MB | sqlite-utils s / this s |")
+    print("|---:|---:|---|---:|---:|---:|---:|")
+    for n, rows, step, run in results:
+        reference = next((r for m, _, s, r in results if m == n and s.startswith("sqlite-utils")), None)
+        ratio = (
+            f"{reference.seconds / run.seconds:.2f}×"
+            if reference and not step.startswith(("generate", "sqlite"))
+            else ""
+        )
+        rate = rows / run.seconds if run.seconds > 0 else 0.0
+        print(f"| {n:,} | {rows:,} | {step} | {run.seconds:.1f} | {rate:,.0f} | {run.peak_rss_mb:.0f} | {ratio} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
