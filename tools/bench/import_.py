@@ -204,11 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("|---:|---:|---|---:|---:|---:|---:|")
     for n, rows, step, run in results:
         reference = next((r for m, _, s, r in results if m == n and s.startswith("sqlite-utils")), None)
-        ratio = (
-            f"{reference.seconds / run.seconds:.2f}×"
-            if reference and not step.startswith(("generate", "sqlite"))
-            else ""
-        )
+        compared = reference is not None and not step.startswith(("generate", "sqlite"))
+        ratio = f"{reference.seconds / run.seconds:.2f}x" if reference is not None and compared else ""
         rate = rows / run.seconds if run.seconds > 0 else 0.0
         print(f"| {n:,} | {rows:,} | {step} | {run.seconds:.1f} | {rate:,.0f} | {run.peak_rss_mb:.0f} | {ratio} |")
     return 0
