@@ -1,0 +1,80 @@
+"""`tools.import FILE.isar` and `tools.verify FILE.isar`: the same loader and checks as for an export directory."""
+
+from __future__ import annotations
+
+import filecmp
+import os
+from pathlib import Path
+from typing import Any
+
+import apsw
+
+from tests.conftest import ROOT, run_module
+from tests.support.isar_writer import rows_from_export, write_app_file
+from tests.test_isar_roundtrip import API_KEY, sample
+
+EXAMPLE = ROOT / "examples" / "export"
+AT = "2026-01-01T00:00:00Z"
+
+
+def linked_sample() -> dict[str, list[dict[str, Any]]]:
+    """The edge-case sample with every link set (the importer refuses empty links unless --orphans adopt)."""
+    data = sample(b"blob")
+    data["messages"][1]["threadId"] = 2
+    data["mode_outputs"][1].update(threadId=2, modeId=1)
+    return data
+
+
+def test_import_verify_export_from_the_isar_file(tmp_path: Path) -> None:
+    isar = write_app_file(tmp_path / "default.isar", rows_from_export(EXAMPLE), type_type="Int", page_size=16384)
+    before = (isar.read_bytes(), isar.stat().st_mtime_ns)
+    db = tmp_path / "chat.db"
+    result = run_module("tools.import", isar, "--db", db, "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "messages" in result.stdout and "2,000" in result.stdout
+    result = run_module("tools.verify", isar, "--db", db, "--quiet", "--samples", "25")
+    assert result.returncode == 0, result.stderr
+    assert "database matches the export" in result.stdout
+    # the database exports to the same bytes as export_isar writes from the file
+    run_module("tools.export", "--db", db, "--out", tmp_path / "from_db", "--exported-at", AT, "--quiet")
+    run_module("tools.export_isar", isar, "--out", tmp_path / "from_isar", "--exported-at", AT, "--quiet")
+    names = sorted(os.listdir(tmp_path / "from_db"))
+    assert names == sorted(os.listdir(tmp_path / "from_isar")) == sorted(os.listdir(EXAMPLE))
+    assert all(filecmp.cmp(tmp_path / "from_db" / n, tmp_path / "from_isar" / n, shallow=False) for n in names)
+    assert (isar.read_bytes(), isar.stat().st_mtime_ns) == before
+
+
+def test_verify_against_the_isar_file_finds_a_changed_row(tmp_path: Path) -> None:
+    isar = write_app_file(tmp_path / "default.isar", linked_sample())
+    db = tmp_path / "chat.db"
+    assert run_module("tools.import", isar, "--db", db, "--quiet").returncode == 0
+    conn = apsw.Connection(str(db))
+    conn.execute("UPDATE messages SET text = 'changed' WHERE id = 7")
+    conn.close()
+    result = run_module("tools.verify", isar, "--db", db, "--quiet")
+    assert result.returncode == 1
+    assert "messages" in result.stderr and "7" in result.stderr and "text" in result.stderr
+    assert API_KEY not in result.stdout + result.stderr
+
+
+def test_import_refuses_a_bad_isar_file_and_writes_nothing(tmp_path: Path) -> None:
+    data = linked_sample()
+    data["messages"][2]["timestamp"] = None
+    isar = write_app_file(tmp_path / "default.isar", data)
+    db = tmp_path / "chat.db"
+    result = run_module("tools.import", isar, "--db", db, "--quiet")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "Message id 7: timestamp: required field is null" in result.stderr
+    assert not db.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["default.isar"]
+
+
+def test_verify_refuses_a_non_isar_file(tmp_path: Path) -> None:
+    path = tmp_path / "x.isar"
+    path.write_bytes(b"not mdbx" * 1000)
+    db = tmp_path / "chat.db"
+    result = run_module("tools.verify", path, "--db", db, "--quiet")
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: ") and "not a readable MDBX" in result.stderr
+    assert "Traceback" not in result.stderr
