@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pychat_db import migrations
-from pychat_db.connection import connect
+from pychat_db.connection import connect, is_file_path
 from pychat_db.errors import MigrationError
 
 
@@ -22,7 +23,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="with up: list what would be applied, change nothing")
     args = parser.parse_args(argv)
     try:
-        conn = connect(args.db, readonly=args.command == "status")
+        if args.dry_run and is_file_path(args.db) and not Path(args.db).exists():
+            conn = connect(":memory:")  # a missing database is at version 0; a dry run creates no file
+        else:
+            conn = connect(args.db, readonly=args.command == "status" or args.dry_run)
         state = migrations.status(conn)
         if args.command == "status":
             print(f"database: {args.db}")
