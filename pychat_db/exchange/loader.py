@@ -374,7 +374,13 @@ class _Loader:
             elif low > INT64_MIN:
                 self.recovery_id = int(low) - 1
             else:
-                self.fatal(Problem(None, self.source.name, None, "no free thread id for the recovery thread"))
+                gap = self.conn.execute(
+                    "SELECT t.id + 1 FROM threads AS t WHERE t.id < ?1 AND NOT EXISTS "
+                    "(SELECT 1 FROM threads AS u WHERE u.id = t.id + 1) ORDER BY t.id LIMIT 1",
+                    (INT64_MAX,),
+                ).fetchone()
+                assert gap is not None  # fewer than 2**64 threads
+                self.recovery_id = int(gap[0])
         self.recovery_used = True
         assert self.recovery_id is not None
         return self.recovery_id
@@ -403,6 +409,8 @@ class _Loader:
             assert f.target is not None
             where = f"NOT EXISTS (SELECT 1 FROM {f.target} AS p WHERE p.id = c.{f.column})"
             if f.target == THREADS.name and self.options.adopt_orphans:
+                if self.recovery_id is not None:  # rows adopted while loading point to the thread made at the end
+                    where += f" AND c.{f.column} != {int(self.recovery_id)}"
                 count = self.conn.execute(f"SELECT count(*) FROM {collection.table} AS c WHERE {where}").fetchone()
                 if count and count[0]:
                     self.conn.execute(

@@ -258,7 +258,8 @@ class _ArrayScanner:
                 return None
 
     def elements(self) -> Iterator[tuple[int, bytes]]:
-        self._fill()
+        while len(self.buf) < len(BOM) and self._fill():
+            pass
         if self.buf.startswith(BOM):
             self.pos = len(BOM)
         c = self._next_char()
@@ -286,6 +287,8 @@ class _ArrayScanner:
                 if c == ord("]"):
                     self.pos += 1
                     break
+                if c is None:
+                    raise self._fail(self.line, "unexpected end of file inside the array (truncated?)")
                 where = self._line_at(self.pos) if c is not None else self.line
                 raise self._fail(where, f"malformed JSON: expected `,` or `]` after the element of line {line}")
         if self._next_char() is not None:
