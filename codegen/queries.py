@@ -317,6 +317,17 @@ def load_queries(root: Path, schema: Schema, conn: apsw.Connection) -> list[Quer
     for sub in sorted(p for p in queries_dir.iterdir() if p.is_dir()):
         if any(sub.rglob("*.sql")):
             raise CodegenError(f"{sub.relative_to(root).as_posix()}: query subfolders are not supported")
+    defined: dict[str, str] = {}
+    for path in paths:
+        for number, text_line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if (found := _NAME_LINE.match(text_line)) is not None:
+                query_name = found.group(1).replace("-", "_")
+                here = f"{path.relative_to(root).as_posix()}:{number}"
+                if query_name in defined:
+                    raise CodegenError(
+                        f"{here}: query {query_name} is also defined at {defined[query_name]}; names must be unique"
+                    )
+                defined[query_name] = here
     try:
         loaded = aiosql.from_path(queries_dir, "apsw")
     except Exception as exc:

@@ -17,6 +17,7 @@ from typing import Any
 
 import jinja2
 
+from codegen.errors import CodegenError
 from codegen.pytypes import PyType
 from codegen.queries import EXECUTE, EXECUTE_MANY, INSERT_RETURNING, SELECT, SELECT_ONE, SELECT_VALUE, Query, QueryFile
 from codegen.schema import Schema, Table, snapshot
@@ -257,7 +258,7 @@ def _docstring(text: str, indent: str = "    ") -> str:
     return f'{indent}"""{lines[0]}{gap}{body}\n{indent}"""'
 
 
-def _query_context(q: Query) -> dict[str, Any]:
+def _query_context(q: Query, schema: Schema) -> dict[str, Any]:
     row_class = q.row_table.class_name if q.row_table else q.class_name
     mapper = f"{mapper_prefix(q.row_table)}_from_db" if q.row_table else f"_{q.name}_from_db"
     single = q.columns[0].type.with_nullable(True) if len(q.columns) == 1 else None
@@ -278,6 +279,10 @@ def _query_context(q: Query) -> dict[str, Any]:
     }
     needs_row = q.operation in (SELECT, SELECT_ONE) or (q.operation == INSERT_RETURNING and single is None)
     if needs_row and q.row_table is None:
+        if q.class_name in {t.class_name for t in schema.tables}:
+            raise CodegenError(
+                f"{q.file}:{q.line}: query {q.name}: its row class {q.class_name} is a table's; rename it"
+            )
         ctx["result_class"] = q.class_name
         ctx["result_fields"] = [f"{c.name}: {c.type.annotation}" for c in q.columns]
         ctx["result_from_db"] = [(c.name, c.type.from_db(f"values[{i}]")) for i, c in enumerate(q.columns)]
@@ -302,7 +307,7 @@ def _query_context(q: Query) -> dict[str, Any]:
 
 
 def render_queries_module(file: QueryFile, schema: Schema, sources: list[Source]) -> str:
-    queries = [_query_context(q) for q in file.queries]
+    queries = [_query_context(q, schema) for q in file.queries]
     context = {"file": file, "queries": queries}
     body = environment().get_template("queries_module.py.j2").render(sources=[], imports="", **context)
     body = body.split('"""', 2)[2]  # imports are chosen from the code, not the module docstring

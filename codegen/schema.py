@@ -10,6 +10,7 @@ migration tests compare against.
 
 from __future__ import annotations
 
+import keyword
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -204,6 +205,8 @@ def introspect(conn: apsw.Connection) -> Schema:
         pk_columns = [row for row in xinfo if row[5]]
         columns: list[Column] = []
         for cid, col_name, decl_type, notnull, default, pk, hidden in xinfo:
+            if not col_name.isidentifier() or keyword.iskeyword(col_name):
+                raise CodegenError(f"table {name}: column {col_name!r} is not a Python name; rename it")
             typing_check = typing_checks.get(col_name)
             kind = typing_check.kind if typing_check else PLAIN
             wanted = {BOOL: "INTEGER", ENUM: "TEXT", TIMESTAMP: "TEXT"}.get(kind)

@@ -60,13 +60,27 @@ def tokenize(sql: str) -> list[Token]:
     return tokens
 
 
+# Words after which "(" opens a list or a subexpression, not a function's arguments.
+_KEYWORDS_BEFORE_PAREN = {
+    "AND", "AS", "BETWEEN", "CHECK", "ELSE", "EXISTS", "GLOB", "IN", "IS", "LIKE", "NOT", "OR", "THEN", "WHEN",
+}  # fmt: skip
+
+
 def normalize(tokens: list[Token]) -> str:
-    """Tokens joined by single spaces, without spaces inside parentheses or before commas."""
+    """Tokens joined by single spaces; none inside parentheses, before commas or between a function and its "("."""
     out = ""
+    previous: Token | None = None
     for token in tokens:
-        if out and not out.endswith("(") and token.text not in (")", ","):
+        call = (
+            token.text == "("
+            and previous is not None
+            and previous.kind == "word"
+            and previous.upper not in _KEYWORDS_BEFORE_PAREN
+        )
+        if out and not out.endswith("(") and token.text not in (")", ",") and not call:
             out += " "
         out += token.text
+        previous = token
     return out
 
 
