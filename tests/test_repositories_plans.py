@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
+import aiosql
 import apsw
 import apsw.ext
 import pytest
 
-from pychat_db.repositories.session import QUERIES
+from pychat_db.resources import QUERIES_DIR
+
+QUERIES: Any = aiosql.from_path(QUERIES_DIR, "apsw")
 
 # Whole-table listings of small tables the user curates by hand (a few dozen rows): a scan and a sort are fine.
 SMALL_TABLE_LISTINGS = {"list_modes": "modes", "list_tags": "tags"}

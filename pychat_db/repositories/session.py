@@ -1,4 +1,4 @@
-"""The connection the SQLite repositories share: named queries, transactions, error translation.
+"""The connection the SQLite repositories share: transactions and error translation.
 
 `transaction()` nests: the outermost level is `BEGIN IMMEDIATE` (the write lock is
 taken at once, so two writers never deadlock upgrading a read lock), inner levels
@@ -8,41 +8,26 @@ are savepoints. Leaving a level by an exception rolls back that level only.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
 
-import aiosql
 import apsw
 
 from pychat_db.errors import translate
-from pychat_db.resources import QUERIES_DIR
-
-T = TypeVar("T")
-
-QUERIES: Any = aiosql.from_path(QUERIES_DIR, "apsw")
-"""Every named query of `queries/`, loaded once (aiosql over APSW)."""
 
 
 class Session:
-    """One APSW connection with the project's named queries and nested transactions."""
+    """One APSW connection with nested transactions; APSW errors become the library's own."""
 
     def __init__(self, conn: apsw.Connection) -> None:
         self.conn = conn
-        self.queries: Any = QUERIES
         self._names = itertools.count(1)
 
-    def run(self, table: str, query: Callable[..., T], **params: object) -> T:
-        """Call a named query on this connection; APSW errors become the library's own."""
+    @contextmanager
+    def errors(self, table: str) -> Iterator[None]:
+        """Translate APSW errors raised in the block (`table`: the table being read or written)."""
         try:
-            return query(self.conn, **params)
-        except apsw.Error as exc:
-            raise translate(exc, table=table) from exc
-
-    def rows(self, table: str, query: Callable[..., Iterator[T]], **params: object) -> list[T]:
-        """Call a row-returning named query and read all its rows."""
-        try:
-            return list(query(self.conn, **params))
+            yield
         except apsw.Error as exc:
             raise translate(exc, table=table) from exc
 
