@@ -110,7 +110,7 @@ def python_imports(body: str, candidates: dict[str, list[str]]) -> str:
 
 def enum_member(value: str) -> str:
     name = re.sub(r"\W", "_", value).upper() or "EMPTY"
-    return "_" + name if name[0].isdigit() else name
+    return "V_" + name if name[0].isdigit() else name
 
 
 def schema_sources(root: Path, migration_paths: Iterable[Path]) -> list[Source]:

@@ -52,43 +52,54 @@ def test_golden(case: str, tmp_path: Path) -> None:
         assert str(caught.value) == error_file.read_text(encoding="utf-8").rstrip("\n")
         return
     out = generate(root)
+    # A case with its own schema checks every generated module; others only the query wrappers.
+    prefix = "pychat_db/generated/"
+    wanted = "" if (source / "schema").is_dir() else "queries/"
     modules = {
-        path.rsplit("/", 1)[1]: text
+        path.removeprefix(prefix): text
         for path, text in out.items()
-        if path.startswith("pychat_db/generated/queries/") and not path.endswith("__init__.py")
+        if path.startswith(prefix + wanted) and not path.endswith("__init__.py")
     }
     expected_dir = source / "expected"
     if os.environ.get("UPDATE_GOLDEN"):
         shutil.rmtree(expected_dir, ignore_errors=True)
-        expected_dir.mkdir()
         for name, text in modules.items():
+            (expected_dir / name).parent.mkdir(parents=True, exist_ok=True)
             (expected_dir / name).write_text(text, encoding="utf-8")
-    expected = {p.name: p.read_text(encoding="utf-8") for p in sorted(expected_dir.glob("*.py"))}
+    expected = {
+        p.relative_to(expected_dir).as_posix(): p.read_text(encoding="utf-8") for p in expected_dir.rglob("*.py")
+    }
     assert modules.keys() == expected.keys()
     for name, text in modules.items():
         assert text == expected[name], f"{case}/expected/{name} differs (UPDATE_GOLDEN=1 to accept)"
 
 
-def test_golden_outputs_pass_ruff_and_mypy(tmp_path: Path) -> None:
-    """The expected wrapper modules are valid, formatted, strictly typed Python."""
-    files = sorted(str(p) for p in GOLDEN.glob("*/expected/*.py"))
+GOLDEN_OUTPUTS = sorted(p.parent.name for p in GOLDEN.glob("*/expected"))
+
+
+@pytest.mark.parametrize("case", GOLDEN_OUTPUTS)
+def test_golden_outputs_pass_ruff_and_mypy(case: str, tmp_path: Path) -> None:
+    """The expected modules are valid, formatted, strictly typed Python (checked inside a copy of the package)."""
+    expected_dir = GOLDEN / case / "expected"
+    files = sorted(str(p) for p in expected_dir.rglob("*.py"))
     assert files
     bin_dir = Path(sys.executable).parent
     for args in (["ruff", "check", "--no-cache", *files], ["ruff", "format", "--check", "--no-cache", *files]):
         result = subprocess.run([str(bin_dir / args[0]), *args[1:]], capture_output=True, text=True, cwd=ROOT)
         assert result.returncode == 0, result.stdout + result.stderr
-    # mypy checks them as modules of the generated package (they import its siblings).
     package = tmp_path / "pkg"
     shutil.copytree(ROOT / "pychat_db", package / "pychat_db", ignore=shutil.ignore_patterns("__pycache__"))
-    for path in GOLDEN.glob("*/expected/*.py"):
-        shutil.copy(path, package / "pychat_db" / "generated" / "queries" / f"golden_{path.parent.parent.name}.py")
+    generated = package / "pychat_db" / "generated"
+    for path in expected_dir.rglob("*.py"):
+        shutil.copy(path, generated / path.relative_to(expected_dir))
+    targets = [str(generated / p.relative_to(expected_dir)) for p in expected_dir.rglob("*.py")]
+    config = ["--config-file", str(ROOT / "pyproject.toml")]
     result = subprocess.run(
-        [str(bin_dir / "mypy"), "--strict", "--no-incremental", "--config-file", str(ROOT / "pyproject.toml"),
-         *[str(p) for p in (package / "pychat_db" / "generated" / "queries").glob("golden_*.py")]],
+        [str(bin_dir / "mypy"), "--strict", "--no-incremental", *config, *targets],
         capture_output=True,
         text=True,
         cwd=package,
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -96,7 +107,7 @@ def test_golden_wrappers_run_against_a_real_database(tmp_path: Path) -> None:
     """The `wrappers` case's generated module, imported and called on a migrated database."""
     import importlib.util
 
-    module_path = GOLDEN / "wrappers" / "expected" / "sample.py"
+    module_path = GOLDEN / "wrappers" / "expected" / "queries" / "sample.py"
     text = module_path.read_text(encoding="utf-8").replace(
         'QUERIES_DIR / "sample.sql"', repr(str(GOLDEN / "wrappers" / "queries" / "sample.sql"))
     )
