@@ -21,6 +21,7 @@ import apsw
 
 from codegen.errors import CodegenError
 from codegen.sqltext import check_clauses
+from pychat_db.connection import connect
 from pychat_db.migrations import BOOKKEEPING_TABLE, Migration, load_migrations, migrate
 
 # The shape every timestamp column is checked for (schema/0001_initial.sql).
@@ -281,8 +282,7 @@ def introspect(conn: apsw.Connection) -> Schema:
 
 def build(migrations: Sequence[Migration], target: int | None = None) -> apsw.Connection:
     """A fresh in-memory database with `migrations` applied (up to `target`)."""
-    conn = apsw.Connection(":memory:")
-    conn.execute("PRAGMA foreign_keys = ON")
+    conn = connect(":memory:")  # configured like the app's connections (pragmas, no double-quoted strings)
     migrate(conn, migrations, target=target)
     return conn
 
@@ -296,8 +296,7 @@ def load_schemas(schema_dir: Path) -> list[Schema]:
     if not migrations:
         raise CodegenError(f"{schema_dir}: no NNNN_name.sql migrations")
     schemas: list[Schema] = []
-    conn = apsw.Connection(":memory:")
-    conn.execute("PRAGMA foreign_keys = ON")
+    conn = connect(":memory:")  # configured like the app's connections (pragmas, no double-quoted strings)
     for migration in migrations:
         try:
             migrate(conn, migrations, target=migration.version)
