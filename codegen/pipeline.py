@@ -32,7 +32,8 @@ def generate(root: Path) -> dict[str, str]:
     out[f"{gen}/enums.py"] = render.render_enums(head, schema_sources)
     out[f"{gen}/rows.py"] = render.render_rows(head, schema_sources)
     out[f"{gen}/mappers.py"] = render.render_mappers(head, schema_sources)
-    out["docs/schema.md"] = render.render_schema_md(head, schema_sources)
+    comments = render.object_comments(p.read_text(encoding="utf-8") for p in migration_paths)
+    out["docs/schema.md"] = render.render_schema_md(head, schema_sources, comments)
     for schema in schemas:
         sources = schema_sources[: schema.version]
         out[f"schema/snapshots/{schema.version:04d}.json"] = render.render_snapshot(schema, sources)

@@ -20,7 +20,7 @@ import jinja2
 from codegen.errors import CodegenError
 from codegen.pytypes import PyType
 from codegen.queries import EXECUTE, EXECUTE_MANY, INSERT_RETURNING, SELECT, SELECT_ONE, SELECT_VALUE, Query, QueryFile
-from codegen.schema import Schema, Table, snapshot
+from codegen.schema import TIMESTAMP, Check, Schema, Table, snapshot
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 GENERATED = "pychat_db/generated"
@@ -185,7 +185,26 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def render_schema_md(schema: Schema, sources: list[Source]) -> str:
+def _check_md(check: Check) -> str:
+    if check.kind == TIMESTAMP:
+        return f"`CHECK` `{check.name}`: canonical UTC time `YYYY-MM-DDTHH:MM:SS.ffffffZ`, a real date"
+    return f"`CHECK ({_md(check.expression)})`"
+
+
+_COMMENTED_OBJECT = re.compile(r"((?:^--[^\n]*\n)+)CREATE (?:UNIQUE )?(?:TABLE|INDEX) (\w+)", re.MULTILINE)
+
+
+def object_comments(migration_texts: Iterable[str]) -> dict[str, str]:
+    """The comment right above each CREATE TABLE / CREATE INDEX of the migrations (the latest wins)."""
+    comments: dict[str, str] = {}
+    for text in migration_texts:
+        for match in _COMMENTED_OBJECT.finditer(text):
+            lines = [line.removeprefix("--").strip() for line in match.group(1).splitlines()]
+            comments[match.group(2)] = " ".join(line for line in lines if line)
+    return comments
+
+
+def render_schema_md(schema: Schema, sources: list[Source], comments: dict[str, str] | None = None) -> str:
     relations = []
     for table in schema.tables:
         for fk in table.foreign_keys:
@@ -203,7 +222,7 @@ def render_schema_md(schema: Schema, sources: list[Source]) -> str:
         for column in table.columns:
             marks = [m for m, on in (("PK", column.name in table.primary_key), ("FK", column.name in fk_columns)) if on]
             keys[table.name][column.name] = (" " + ", ".join(marks)) if marks else ""
-            constraints = [f"`CHECK ({_md(k.expression)})`" for k in table.checks if k.column == column.name]
+            constraints = [_check_md(k) for k in table.checks if k.column == column.name]
             constraints += [
                 f"→ `{fk.ref_table}.{', '.join(fk.ref_columns)}` ON DELETE {fk.on_delete}"
                 for fk in table.foreign_keys
@@ -225,6 +244,7 @@ def render_schema_md(schema: Schema, sources: list[Source]) -> str:
     return render(
         "schema.md.j2",
         sources,
+        comments=comments or {},
         schema=schema,
         relations=relations,
         keys=keys,
