@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from pychat_db.errors import ConstraintViolation, NotFound
 from pychat_db.generated.queries import configuration as configuration_q
@@ -22,7 +22,7 @@ from pychat_db.generated.queries import tags as tags_q
 from pychat_db.generated.queries import threads as threads_q
 from pychat_db.generated.rows import MessageRow, ModeOutputRow
 from pychat_db.models import Configuration, Cursor, Message, Mode, ModeOutput, Tag, Thread
-from pychat_db.repositories import mapping
+from pychat_db.repositories import mapping, protocols
 from pychat_db.repositories.session import Session
 
 __all__ = [
@@ -461,3 +461,15 @@ class SQLiteModeOutputRepository(_Repository):
             deleted = mode_outputs_q.delete_mode_output(self._conn, id=id)
         if deleted is None:
             raise NotFound("mode_outputs", id)
+
+
+if TYPE_CHECKING:  # mypy checks that each implementation satisfies its protocol; never runs
+
+    def _conforms(session: Session) -> None:
+        tags = SQLiteTagRepository(session)
+        _configuration: protocols.ConfigurationRepository = SQLiteConfigurationRepository(session)
+        _threads: protocols.ThreadRepository = SQLiteThreadRepository(session)
+        _messages: protocols.MessageRepository = SQLiteMessageRepository(session, tags)
+        _modes: protocols.ModeRepository = SQLiteModeRepository(session)
+        _outputs: protocols.ModeOutputRepository = SQLiteModeOutputRepository(session)
+        _tags: protocols.TagRepository = tags
