@@ -19,6 +19,7 @@ import base64
 import contextlib
 import functools
 import os
+import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,7 @@ from typing import Any
 from pychat_db.convert import MAX_MICROS, MIN_MICROS
 from pychat_db.exchange import contract
 from pychat_db.exchange.contract import MESSAGE_TYPES, Collection
-from pychat_db.isar.format import DataType, IsarFile, IsarFormatError, ObjectReader, Property
+from pychat_db.isar.format import CollectionSchema, DataType, IsarFile, IsarFormatError, ObjectReader, Property
 from pychat_db.isar.storage import private_copy
 
 Row = dict[str, Any]
@@ -127,6 +128,7 @@ def _fail(obj: ObjectReader, field: str, reason: str) -> IsarFormatError:
 
 
 Getter = Callable[[ObjectReader], Any]
+FastRow = Callable[[bytes, int], "Row | None"]
 
 
 def _text_getter(field: str, prop: Property | None, nullable: bool) -> Getter:
@@ -225,16 +227,24 @@ def long_list_to_bytes(raw: bytes) -> bytes | int:
     raise AssertionError("unreachable")
 
 
-def _bytes_getter(field: str, prop: Property | None) -> Getter:
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _raw(raw: bytes) -> bytes:
+    return raw
+
+
+def _bytes_getter(field: str, prop: Property | None, raw_bytes: bool = False) -> Getter:
     if prop is None:
         return _absent(field, True)
-    b64 = base64.b64encode
+    finish: Callable[[bytes], Any] = _raw if raw_bytes else _b64
 
     if prop.type is DataType.ByteList:
 
         def from_bytes(obj: ObjectReader) -> Any:
             raw = obj.bytes_of(prop)
-            return None if raw is None else b64(raw).decode("ascii")
+            return None if raw is None else finish(raw)
 
         return from_bytes
 
@@ -248,7 +258,7 @@ def _bytes_getter(field: str, prop: Property | None) -> Getter:
             value = int.from_bytes(obj.data[start + result * 8 : start + result * 8 + 8], "little", signed=True)
             shown = "null" if value == -(2**63) else str(value)
             raise _fail(obj, field, f"element {result} is {shown}, outside 0-255")
-        return b64(result).decode("ascii")
+        return finish(result)
 
     return from_longs
 
@@ -364,50 +374,62 @@ class AppReader:
         cmap = BY_CONTRACT[collection.name]
         return self.isar.count(cmap.isar) if cmap.isar in self.isar.collections else 0
 
-    def rows(self, collection: Collection) -> Iterator[Row]:
-        """The contract rows of `collection`, in id order (message_tags: by messageId, tagId), streamed."""
+    def rows(self, collection: Collection, *, raw_bytes: bool = False) -> Iterator[Row]:
+        """The contract rows of `collection`, in id order (message_tags: by messageId, tagId), streamed.
+
+        `raw_bytes=True` gives `fileData` as bytes instead of base64 text (the
+        exchange codec accepts both; it saves an encode and a decode per blob).
+        """
         if collection.name == contract.MESSAGE_TAGS.name:
             return self._message_tags()
-        return self._rows(BY_CONTRACT[collection.name])
+        return self._rows(BY_CONTRACT[collection.name], raw_bytes)
 
-    def _rows(self, cmap: CollectionMap) -> Iterator[Row]:
+    def _rows(self, cmap: CollectionMap, raw_bytes: bool) -> Iterator[Row]:
         isar = self.isar
         schema = isar.collections.get(cmap.isar)
         if schema is None:
             return
         by_prop = schema.by_name
-        getters: list[tuple[str, Getter | None]] = []
         props = {p.field: p for p in cmap.properties}
+        link_fields = {lm.field for lm in cmap.links}
+        getters: list[tuple[str, Getter | None]] = []
         for f in cmap.contract.fields:
-            if f.name == "id" or any(lm.field == f.name for lm in cmap.links):
+            if f.name == "id" or f.name in link_fields:
                 getters.append((f.name, None))
-                continue
-            pm = props[f.name]
-            prop = by_prop.get(pm.prop)
-            getters.append((f.name, _getter(f, prop)))
+            else:
+                getters.append((f.name, _getter(f, by_prop.get(props[f.name].prop), raw_bytes)))
         unknown = [p for p in schema.named_properties if p.name not in {pm.prop for pm in cmap.properties}]
-        joins = {lm.field: _LinkJoin(self, cmap.isar, lm.link, lm.target, lm.field) for lm in cmap.links}
-        for seen, obj in enumerate(isar.readers(cmap.isar), 1):
-            id_ = obj.id
-            assert id_ is not None
-            for p in unknown:
-                if obj.value(p) is not None:
-                    raise _fail(obj, p.name or "", "property not known to the app mapping; its value would be lost")
-            row: Row = {}
-            for name, get in getters:
-                if get is not None:
-                    row[name] = get(obj)
-                elif name == "id":
-                    row[name] = id_
-                else:
-                    targets = joins[name].take(id_)
-                    if len(targets) > 1:
-                        raise _fail(obj, joins[name].link, f"a single link holds {len(targets)} targets")
-                    row[name] = targets[0] if targets else None
-            if cmap.contract.single_object and seen > 1:
-                raise _fail(obj, "id", f"a second {cmap.isar} object; the export holds one configuration")
+        joins = [(lm.field, _LinkJoin(self, cmap.isar, lm.link, lm.target, lm.field)) for lm in cmap.links]
+        fast = None if unknown else compile_fast_row(cmap, schema, raw_bytes)
+        embedded = isar.embedded
+        name = cmap.isar
+        single = cmap.contract.single_object
+        for seen, (id_, data) in enumerate(isar.raw_objects(name), 1):
+            row: Row | None = None
+            if fast is not None:
+                try:
+                    row = fast(data, id_)
+                except (IndexError, ValueError, struct.error):  # UnicodeDecodeError is a ValueError
+                    row = None
+            if row is None:  # anything unusual: the reference decoder gives the value or the precise error
+                obj = ObjectReader(data, collection=name, id=id_, embedded_schemas=embedded)
+                for p in unknown:
+                    if obj.value(p) is not None:
+                        raise _fail(obj, p.name or "", "property not known to the app mapping; its value would be lost")
+                row = {field: (id_ if field == "id" else None) if get is None else get(obj) for field, get in getters}
+            for field, join in joins:
+                targets = join.take(id_)
+                if len(targets) > 1:
+                    raise IsarFormatError(
+                        f"a single link holds {len(targets)} targets", collection=name, id=id_, field=join.link
+                    )
+                row[field] = targets[0] if targets else None
+            if single and seen > 1:
+                raise IsarFormatError(
+                    f"a second {name} object; the export holds one configuration", collection=name, id=id_, field="id"
+                )
             yield row
-        for join in joins.values():
+        for _, join in joins:
             join.finish()
 
     def _message_tags(self) -> Iterator[Row]:
@@ -419,7 +441,112 @@ class AppReader:
         join.finish()
 
 
-def _getter(f: contract.Field, prop: Property | None) -> Getter:
+# ---------------------------------------------------------------------------------------------
+# The fast path: one generated function per collection decodes a well-formed object written with
+# the file's full schema. It handles only the ordinary case and returns None for anything else
+# (an older object, a null required field, a value out of range, an offset out of bounds); the
+# reference getters above then decode that object or raise the precise error. So the two can
+# only differ in speed; tests run both on the same objects.
+
+_STRUCT_CODES = {"Bool": "B", "Byte": "B", "Int": "i", "Float": "f", "Long": "q", "Double": "d"}
+
+
+def _fast_field(lines: list[str], var: str, f: contract.Field, prop: Property, index: int, raw_bytes: bool) -> None:
+    """Append the code decoding contract field `f` from `prop` (values start at v[index]) into `var`."""
+    t = prop.type
+    kind = f.kind
+    if t.is_static:
+        lines.append(f"    {var} = v[{index}]")
+        if kind is contract.Kind.TIMESTAMP:
+            lines.append(f"    if not {MIN_MICROS} <= {var} <= {MAX_MICROS}: return None")
+        elif kind is contract.Kind.BOOL:
+            lines.append(f"    if {var} == 2: {var} = True")
+            lines.append(f"    elif {var} == 1: {var} = False")
+            lines.append("    else: return None")
+        elif kind is contract.Kind.ENUM:
+            lines.append(f"    if not 0 <= {var} < {len(MESSAGE_TYPES)}: return None")
+            lines.append(f"    {var} = TYPES[{var}]")
+        else:
+            raise AssertionError(f"no fast path for {kind} stored as {t}")
+        return
+    element = 8 if t is DataType.LongList else 1
+    lines.append(f"    p = v[{index}] | v[{index + 1}] << 16")
+    lines.append("    if p:")
+    lines.append("        if p < SS: return None")
+    lines.append("        s = p + 3")
+    count = "(data[p] | data[p + 1] << 8 | data[p + 2] << 16)"
+    lines.append(f"        e = s + {count}" if element == 1 else f"        e = s + 8 * {count}")
+    lines.append("        if e > n: return None")
+    if kind is contract.Kind.BYTES:
+        if element == 8:
+            lines.append(f"        {var} = L2B(data[s:e])")
+            lines.append(f"        if {var}.__class__ is int: return None")
+        else:
+            lines.append(f"        {var} = data[s:e]")
+        if not raw_bytes:
+            lines.append(f"        {var} = B64({var}).decode('ascii')")
+    else:
+        lines.append(f"        {var} = data[s:e].decode()")
+        if kind is contract.Kind.ENUM:
+            lines.append(f"        if {var} not in TYPES: return None")
+    lines.append("    else:")
+    lines.append(f"        {var} = None" if f.nullable else "        return None")
+
+
+def compile_fast_row(cmap: CollectionMap, schema: CollectionSchema, raw_bytes: bool) -> FastRow | None:
+    """The generated decoder of `cmap`'s rows for objects written with all of `schema` (see above)."""
+    fmt = ["<"]
+    index_of: dict[str, int] = {}
+    i = 0
+    for prop in schema.properties:
+        code = _STRUCT_CODES.get(prop.type.value)
+        if prop.name is None:
+            fmt.append(f"{prop.type.static_size}x")
+            continue
+        index_of[prop.name] = i
+        if code is None:
+            fmt.append("HB")  # a u24 offset as low 16 bits + high 8 bits
+            i += 2
+        else:
+            fmt.append(code)
+            i += 1
+    unpack = struct.Struct("".join(fmt)).unpack_from
+    static_size = schema.static_size
+    lines = ["def fast(data, id_):", "    n = len(data)", f"    if n < SS or data[0] != {static_size & 0xFF}"
+             f" or data[1] != {static_size >> 8}: return None", "    v = UNPACK(data, 2)"]  # fmt: skip
+    links = {lm.field for lm in cmap.links}
+    props = {pm.field: pm for pm in cmap.properties}
+    values = []
+    for n, f in enumerate(cmap.contract.fields):
+        if f.name == "id":
+            values.append(f"{f.name!r}: id_")
+            continue
+        if f.name in links:
+            values.append(f"{f.name!r}: None")
+            continue
+        stored = schema.by_name.get(props[f.name].prop)
+        if stored is None:
+            if not f.nullable:
+                return None  # every object would be refused: the reference path says why
+            values.append(f"{f.name!r}: None")
+            continue
+        var = f"x{n}"
+        _fast_field(lines, var, f, stored, index_of[stored.name or ""], raw_bytes)
+        values.append(f"{f.name!r}: {var}")
+    lines.append("    return {" + ", ".join(values) + "}")
+    namespace: dict[str, Any] = {
+        "SS": static_size,
+        "UNPACK": unpack,
+        "TYPES": MESSAGE_TYPES,
+        "L2B": long_list_to_bytes,
+        "B64": base64.b64encode,
+    }
+    exec(compile("\n".join(lines), f"<isar fast row {cmap.isar}>", "exec"), namespace)
+    fast: FastRow = namespace["fast"]
+    return fast
+
+
+def _getter(f: contract.Field, prop: Property | None, raw_bytes: bool = False) -> Getter:
     kind = f.kind
     if kind is contract.Kind.TEXT:
         return _text_getter(f.name, prop, f.nullable)
@@ -430,7 +557,7 @@ def _getter(f: contract.Field, prop: Property | None) -> Getter:
     if kind is contract.Kind.ENUM:
         return _enum_getter(f.name, prop)
     if kind is contract.Kind.BYTES:
-        return _bytes_getter(f.name, prop)
+        return _bytes_getter(f.name, prop, raw_bytes)
     raise AssertionError(f"no getter for {kind}")
 
 
@@ -450,11 +577,14 @@ class OpenedFile:
 
 
 @contextlib.contextmanager
-def open_isar(path: str | os.PathLike[str], *, tmp_dir: str | None = None) -> Iterator[OpenedFile]:
+def open_isar(
+    path: str | os.PathLike[str], *, tmp_dir: str | None = None, remap_bytes: int = 32 << 20
+) -> Iterator[OpenedFile]:
     """Open the Isar 3 file `path` through a private read-only copy (see `storage.private_copy`).
 
-    The user's file is only read; the copy is deleted on exit.
+    The user's file is only read; the copy is deleted on exit. `remap_bytes`:
+    how much is read between two releases of the memory map (see `MdbxStore`).
     """
-    with private_copy(path, tmp_dir=tmp_dir) as copy:
+    with private_copy(path, tmp_dir=tmp_dir, remap_bytes=remap_bytes) as copy:
         isar = IsarFile(copy.store)
         yield OpenedFile(isar, copy.store.page_size, copy.store.file_size, copy.recovered)

@@ -32,6 +32,7 @@ NULL_BOOL, FALSE_BOOL, TRUE_BOOL = 0, 1, 2
 NULL_INT = -(2**31)
 NULL_LONG = -(2**63)
 _SIGN = 1 << 63
+_NEG = -(1 << 63)
 
 
 class IsarFormatError(PychatDbError):
@@ -91,11 +92,8 @@ _ALIASES = {"DateTime": "Long", "DateTimeList": "LongList"}  # serde aliases in 
 
 def id_from_key(key: bytes) -> int:
     """Collection or link key (8 bytes LE of `id XOR 1<<63`) → signed id (isar_core `object/id.rs`)."""
-    return _signed(int.from_bytes(key, "little") ^ _SIGN)
-
-
-def _signed(value: int) -> int:
-    return value - (1 << 64) if value >= _SIGN else value
+    # Flipping bit 63 of the two's complement value: XOR with -2**63 (bits 63 and up set).
+    return int.from_bytes(key, "little", signed=True) ^ _NEG
 
 
 def key_from_id(id_: int) -> bytes:
@@ -109,6 +107,7 @@ class Property:
     type: DataType
     offset: int  # from the start of the object (the u16 static size is at 0)
     target: str | None = None  # embedded collection of Object / ObjectList
+    end: int = 0  # offset + inline size (set by CollectionSchema.from_json)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +162,7 @@ class CollectionSchema:
             for p in doc["properties"]:
                 type_name = _ALIASES.get(p["type"], p["type"])
                 dtype = DataType(type_name)
-                props.append(Property(p.get("name"), dtype, offset, p.get("target")))
+                props.append(Property(p.get("name"), dtype, offset, p.get("target"), offset + dtype.static_size))
                 offset += dtype.static_size
             links = tuple(Link(link["name"], link["target"]) for link in doc.get("links") or ())
             indexes = tuple(str(i.get("name")) for i in doc.get("indexes") or ())
@@ -229,7 +228,7 @@ class ObjectReader:
         """False when the field lies past the static size (object older than the property)."""
         if prop.offset >= self.static_size:
             return False
-        if prop.offset + prop.type.static_size > self.static_size:
+        if prop.end > self.static_size:
             raise self.corrupt(prop, f"field at {prop.offset} crosses the static size {self.static_size}")
         return True
 
@@ -443,17 +442,20 @@ class IsarFile:
         info = self.map_info.get(link.map_name(collection))
         return info.entries if info else 0
 
-    def _ids(self, map_name: str, collection: str, pairs: Iterator[tuple[bytes, bytes]]) -> Iterator[tuple[int, bytes]]:
-        for key, value in pairs:
+    def _pairs(self, map_name: str, collection: str, field: str | None = None) -> Iterator[tuple[int, bytes]]:
+        """(id of the key, value) of a map, in key order; a key that is not 8 bytes is corrupt."""
+        from_bytes = int.from_bytes
+        neg = _NEG
+        for key, value in self.store.items(map_name):
             if len(key) != 8:
                 raise IsarFormatError(f"corrupt key of {len(key)} bytes in map {map_name}", collection=collection)
-            yield id_from_key(key), value
+            yield from_bytes(key, "little", signed=True) ^ neg, value
 
     def raw_objects(self, collection: str) -> Iterator[tuple[int, bytes]]:
         """(id, object bytes) of `collection` in id order; nothing when its map does not exist."""
         if collection not in self.map_info:
             return iter(())
-        return self._ids(collection, collection, self.store.items(collection))
+        return self._pairs(collection, collection)
 
     def readers(self, collection: str) -> Iterator[ObjectReader]:
         """An `ObjectReader` per object of `collection`, in id order."""
@@ -471,9 +473,11 @@ class IsarFile:
         name = link.map_name(collection)
         if name not in self.map_info:
             return
-        for source, value in self._ids(name, collection, self.store.items(name)):
+        from_bytes = int.from_bytes
+        neg = _NEG
+        for source, value in self._pairs(name, collection):
             if len(value) != 8:
                 raise IsarFormatError(
                     f"corrupt link target of {len(value)} bytes", collection=collection, id=source, field=link.name
                 )
-            yield source, id_from_key(value)
+            yield source, from_bytes(value, "little", signed=True) ^ neg

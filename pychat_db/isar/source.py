@@ -31,7 +31,7 @@ def _objects(opened: OpenedFile, name: str, collection: Collection) -> Iterable[
 
     def generate() -> Iterator[tuple[str, Mapping[str, Any]]]:
         try:
-            for row in opened.app.rows(collection):
+            for row in opened.app.rows(collection, raw_bytes=True):
                 if isar_name is None:
                     where = f"{name}: {collection.name} id={row['id']}"
                 else:

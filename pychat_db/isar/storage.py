@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from pychat_db.errors import PychatDbError
 
@@ -107,34 +107,30 @@ def _reason(exc: BaseException, log: list[str]) -> str:
 
 
 class MdbxStore:
-    """`Store` over `clibmdbx`: one long read transaction on a file nobody else uses.
+    """`Store` over `clibmdbx` on a file nobody else uses.
 
-    `writable=True` opens it read-write, which lets libmdbx finish an
-    interrupted commit (recovery); only ever do that on a private copy.
+    Reads happen in a read transaction over libmdbx's memory map. Every page
+    touched stays resident in this process (and counts in its RSS) while the
+    map lives, so after every `remap_bytes` read the store closes and reopens
+    the environment (the map is released) and each live `items()` iterator
+    repositions its cursor just after the last pair it yielded: memory stays
+    flat however large the file. `writable=True` opens it read-write, which lets
+    libmdbx finish an interrupted commit (recovery); only do that on a private copy.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, writable: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, writable: bool = False, remap_bytes: int = 32 << 20) -> None:
         import clibmdbx
 
         self._mdbx = clibmdbx
         self.path = Path(path)
-        failure: BaseException | None = None
-        with _captured_stderr() as log:
-            try:
-                self._env: Any = clibmdbx.Environment(
-                    os.fspath(path), readonly=not writable, subdir=False, max_dbs=1024
-                )
-            except (clibmdbx.Error, OSError) as exc:
-                failure = exc
-        if isinstance(failure, clibmdbx.WannaRecoveryError):
-            raise NeedsRecovery(_reason(failure, log))
-        if failure is not None:
-            raise StorageError(f"not a readable MDBX (Isar 3) file: {_reason(failure, log)}")
+        self.writable = writable
+        self.remap_bytes = remap_bytes
+        self._env: Any = cast(Any, None)
+        self._open()
         try:
             info = self._env.info()
             self.page_size: int = int(info["page_size"])
             self.file_size: int = os.path.getsize(path)
-            self._txn: Any = self._env.read()
             self._maps: dict[str, MapInfo] = {
                 d["name"].decode("utf-8", "replace"): MapInfo(
                     d["name"].decode("utf-8", "replace"), int(d["entries"]), int(d["flags"])
@@ -143,9 +139,41 @@ class MdbxStore:
                 if d.get("name") is not None
             }
         except clibmdbx.Error as exc:
-            self._env.close()
+            self.close()
             raise StorageError(f"cannot read the file's map list: {_reason(exc, [])}") from None
+        self._generation = 0
+        self._read = 0
+        self.remaps = 0
+
+    def _open(self) -> None:
+        clibmdbx = self._mdbx
+        failure: BaseException | None = None
+        with _captured_stderr() as log:
+            try:
+                self._env = clibmdbx.Environment(
+                    os.fspath(self.path), readonly=not self.writable, subdir=False, max_dbs=1024
+                )
+                self._txn: Any = self._env.read()
+            except (clibmdbx.Error, OSError) as exc:
+                failure = exc
+        if isinstance(failure, clibmdbx.WannaRecoveryError):
+            raise NeedsRecovery(_reason(failure, log))
+        if failure is not None:
+            if self._env is not None:
+                self._env.close()
+                self._env = None
+            raise StorageError(f"not a readable MDBX (Isar 3) file: {_reason(failure, log)}")
         self._dbs: dict[str, Any] = {}
+
+    def _remap(self) -> None:
+        """Release the memory map: close and reopen the environment; live iterators reposition."""
+        self._txn.abort()
+        self._env.close()
+        self._env = None
+        self._open()
+        self._generation += 1
+        self._read = 0
+        self.remaps += 1
 
     def maps(self) -> list[MapInfo]:
         return [self._maps[name] for name in sorted(self._maps)]
@@ -162,9 +190,31 @@ class MdbxStore:
 
     def items(self, name: str) -> Iterator[tuple[bytes, bytes]]:
         mdbx = self._mdbx
+        dup = self._maps[name].duplicates if name in self._maps else False
+        generation = -1
+        cursor: Any = None
+        last: tuple[bytes, bytes] | None = None
+        limit = self.remap_bytes
         try:
-            cursor = self._txn.cursor(self._db(name))
-            yield from cursor
+            while True:
+                if generation != self._generation:
+                    generation = self._generation
+                    cursor = self._txn.cursor(self._db(name))
+                    if last is None:
+                        item = cursor.first()
+                    else:
+                        item = cursor.get_both(last[0], last[1], range=True) if dup else cursor.set_range(last[0])
+                        if item == last:
+                            item = cursor.next()
+                else:
+                    item = cursor.next()
+                if item is None:
+                    return
+                last = item
+                yield item
+                self._read += len(item[1]) + 64
+                if self._read > limit:
+                    self._remap()
         except mdbx.Error as exc:
             raise StorageError(f"map {name}: {_reason(exc, [])}") from None
 
@@ -198,7 +248,9 @@ def _stat_key(path: Path) -> tuple[int, int, int]:
 
 
 @contextlib.contextmanager
-def private_copy(source: str | os.PathLike[str], *, tmp_dir: str | None = None) -> Iterator[PrivateCopy]:
+def private_copy(
+    source: str | os.PathLike[str], *, tmp_dir: str | None = None, remap_bytes: int = 32 << 20
+) -> Iterator[PrivateCopy]:
     """Copy `source` into a fresh private temp directory, open the copy, yield it, delete the directory.
 
     Only `source` itself is read (not its lock file); its bytes and mtime are
@@ -225,10 +277,10 @@ def private_copy(source: str | os.PathLike[str], *, tmp_dir: str | None = None) 
         os.chmod(copy, 0o600)
         recovered = False
         try:
-            store: Store = MdbxStore(copy)
+            store: Store = MdbxStore(copy, remap_bytes=remap_bytes)
         except NeedsRecovery:
             recovered = True
-            store = MdbxStore(copy, writable=True)
+            store = MdbxStore(copy, writable=True, remap_bytes=remap_bytes)
         try:
             yield PrivateCopy(copy, directory, store, recovered)
         finally:

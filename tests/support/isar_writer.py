@@ -311,9 +311,49 @@ def rows_from_export(export_dir: str | os.PathLike[str]) -> dict[str, list[dict[
             d: dict[str, Any] = {}
             for f, v in zip(c.fields, row, strict=True):
                 if f.kind is Kind.TIMESTAMP:
-                    v = convert.timestamp_text_to_micros(v)
+                    v = convert.timestamp_text_to_micros(str(v))
                 elif f.kind is Kind.BOOL:
                     v = bool(v)
                 d[f.name] = v
             out.append(d)
     return data
+
+
+def export_to_isar(
+    export_dir: str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    *,
+    type_type: str = "String",
+    file_data_type: str = "ByteList",
+    page_size: int = 4096,
+) -> Path:
+    """Stream an export directory into an app-shaped Isar 3 file (constant memory; for the benchmark)."""
+    from pychat_db import convert
+    from pychat_db.exchange.contract import COLLECTIONS, Kind
+    from pychat_db.exchange.reader import read_rows
+
+    schemas = app_schemas(type_type=type_type, file_data_type=file_data_type)
+    with IsarWriter(path, page_size=page_size) as w:
+        for schema in schemas.values():
+            w.collection(schema)
+        for c in COLLECTIONS:
+            isar_name = CONTRACT_TO_ISAR.get(c.name)
+            for row in read_rows(export_dir, c):
+                d: dict[str, Any] = {}
+                for f, v in zip(c.fields, row, strict=True):
+                    if f.kind is Kind.TIMESTAMP:
+                        v = convert.timestamp_text_to_micros(str(v))
+                    elif f.kind is Kind.BOOL:
+                        v = bool(v)
+                    elif f.kind is Kind.ENUM and type_type != "String":
+                        v = TYPES.index(v)
+                    d[f.name] = v
+                if isar_name is None:
+                    w.link("Message", "tags", d["messageId"], d["tagId"])
+                    continue
+                w.put(isar_name, d["id"], d)
+                if d.get("threadId") is not None:
+                    w.link(isar_name, "thread", d["id"], d["threadId"])
+                if d.get("modeId") is not None:
+                    w.link(isar_name, "mode", d["id"], d["modeId"])
+    return Path(path)
