@@ -94,7 +94,7 @@ def test_one_missing_tag_link(small_export: Path, imported: Path) -> None:
     assert done.returncode == 1
     tags = sorted(t for m, t in links if m == message_id)
     assert _mismatches(done) == [
-        f"mismatch: message_tags messageId {message_id}, tagId {tag_id}: in the export (line {line}), "
+        f"mismatch: message_tags messageId {message_id}, tagId {tag_id}: in the export (message_tags.ndjson:{line}), "
         "missing from the database",
         f"mismatch: messages id {message_id}: tags: export {tags}, database {[t for t in tags if t != tag_id]}",
     ]
@@ -128,11 +128,12 @@ def test_broken_link_and_missing_row(small_export: Path, imported: Path) -> None
     done = _verify(small_export, imported)
     assert done.returncode == 1
     found = _mismatches(done)
-    assert found[0].startswith(f"mismatch: threads id {thread_id}: in the export (line 1), missing from the database")
-    broken = [
-        m for m in found if m.endswith(f"threadId: links to threads id {thread_id}, which is not in the database")
-    ]
-    assert len(broken) == min(messages, 20) or len(broken) > 0
+    assert found[0].startswith(
+        f"mismatch: threads id {thread_id}: in the export (threads.ndjson:1), missing from the database"
+    )
+    tail = f"threadId: links to threads id {thread_id}, which is not in the database"
+    broken = [m for m in found if m.startswith("mismatch: messages id ") and m.endswith(tail)]
+    assert len(broken) == min(messages, 20)  # each listed, up to 20 per kind
 
 
 def test_export_the_import_would_refuse_is_an_error(small_export: Path, imported: Path) -> None:

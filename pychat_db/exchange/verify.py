@@ -21,6 +21,7 @@ manifest's counts and file hashes are checked when there is a manifest, and
 
 from __future__ import annotations
 
+import operator
 import random
 import time
 from collections.abc import Iterator
@@ -252,23 +253,6 @@ class Verifier:
         except ExportError as exc:
             raise VerifyError(str(exc)) from None
 
-    def _spill_rows(self, collection: Collection, check: CollectionCheck) -> Iterator[tuple[Any, ...]]:
-        positions = key_positions(collection)
-        sampling = collection is MESSAGES and self.samples > 0
-        tags_wanted = collection is MESSAGE_TAGS and self._sample_tags
-        seen = 0
-        for row, location, line in self._export_rows(collection):
-            seen += 1
-            key = tuple(row[p] for p in positions)
-            if sampling:
-                self._reservoir(seen, row, location)
-            if tags_wanted:
-                tags = self._sample_tags.get(row[0])  # type: ignore[arg-type]
-                if tags is not None:
-                    tags.add(row[1])  # type: ignore[arg-type]
-            yield (*key, bytes.fromhex(row_digest(row)), line)
-        check.export_rows = seen
-
     def _reservoir(self, seen: int, row: Row, location: str) -> None:
         message_id = row[0]
         assert isinstance(message_id, int)
@@ -281,32 +265,77 @@ class Verifier:
 
     # -- one collection ---------------------------------------------------------------------
     def check_collection(self, collection: Collection) -> CollectionCheck:
+        """Merge the export's rows with the table's, in key order; spill only out-of-order rows.
+
+        The database side is read in key order. An export row whose key is the database
+        cursor's is compared at once and the cursor moves on; any other export row (out of
+        order, or absent from the database) goes to a temporary table. At the end, that
+        table in key order is merged with the database rows not matched yet. A canonical
+        (sorted) export therefore spills nothing; an unsorted one spills what is out of order.
+        """
         started = time.perf_counter()
         check = CollectionCheck(collection.name)
         n = len(collection.key)
-        keys = [f"k{i}" for i in range(n)]
+        positions = key_positions(collection)
+        getkey = operator.itemgetter(*positions)
         table = f"e_{collection.name}"
+        keys = [f"k{i}" for i in range(n)]
         if n == 1:
-            ddl = f"CREATE TABLE {table} (k0 INTEGER PRIMARY KEY, digest BLOB NOT NULL, line INTEGER NOT NULL)"
+            ddl = f"CREATE TABLE {table} (k0 INTEGER PRIMARY KEY, digest TEXT NOT NULL, location TEXT NOT NULL)"
         else:
             cols = ", ".join(f"{k} INTEGER NOT NULL" for k in keys)
             ddl = (
-                f"CREATE TABLE {table} ({cols}, digest BLOB NOT NULL, line INTEGER NOT NULL, "
+                f"CREATE TABLE {table} ({cols}, digest TEXT NOT NULL, location TEXT NOT NULL, "
                 f"PRIMARY KEY ({', '.join(keys)})) WITHOUT ROWID"
             )
+        self.spill.execute(ddl)
+        insert = f"INSERT INTO {table} VALUES ({', '.join('?' * (n + 2))})"
         if collection is MESSAGE_TAGS and self._sampled:
             self._sample_tags = {message_id: set() for message_id, _, _ in self._sampled}
-        spill = self.spill
-        spill.execute(ddl)
-        insert = f"INSERT INTO {table} VALUES ({', '.join('?' * (n + 2))})"
-        with spill:
-            try:
-                spill.executemany(insert, self._spill_rows(collection, check))
-            except apsw.ConstraintError:
-                raise VerifyError(self._duplicate(collection, table)) from None
-        self._merge(collection, check, table)
+        sampling = collection is MESSAGES and self.samples > 0
+        tags = self._sample_tags if collection is MESSAGE_TAGS else {}
+        differing: list[tuple[Any, ...]] = []
+        batch: list[tuple[Any, ...]] = []
+        stored = self.conn.execute(select_sql(collection))
+        d = next(stored, None)
+        d_key = getkey(d) if d is not None else None
+        seen = 0
+        try:
+            for item in self.source.items(collection):
+                row = item.row
+                if row is None:
+                    raise VerifyError(f"{Problem.of(collection.name, item)} (the import refuses this export)")
+                seen += 1
+                if sampling:
+                    self._reservoir(seen, row, item.location)
+                if tags:
+                    wanted = tags.get(row[0])  # type: ignore[arg-type]
+                    if wanted is not None:
+                        wanted.add(row[1])  # type: ignore[arg-type]
+                key = getkey(row)
+                if d is not None and key == d_key:
+                    check.db_rows += 1
+                    if row_digest(row) == row_digest(d):
+                        check.matching += 1
+                    else:
+                        check.differing += 1
+                        if len(differing) < DETAILED_PER_COLLECTION:
+                            differing.append(key if n > 1 else (key,))
+                    d = next(stored, None)
+                    d_key = getkey(d) if d is not None else None
+                    continue
+                batch.append((*(key if n > 1 else (key,)), row_digest(row), item.location))
+                if len(batch) >= 10_000:
+                    self._flush(insert, batch, collection)
+        except ExportError as exc:
+            raise VerifyError(str(exc)) from None
+        self._flush(insert, batch, collection)
+        check.export_rows = seen
+        self._merge_rest(collection, check, table, stored, d, differing)
+        if differing:
+            self._detail(collection, differing)
         self._links(collection, check)
-        spill.execute(f"DROP TABLE {table}")
+        self.spill.execute(f"DROP TABLE {table}")
         check.seconds = time.perf_counter() - started
         self.report.collections.append(check)
         if self.progress and self.stream is not None:
@@ -319,8 +348,18 @@ class Verifier:
             )
         return check
 
-    def _duplicate(self, collection: Collection, table: str) -> str:
-        """Name the duplicate key that stopped the spill (re-reads the export to find both lines)."""
+    def _flush(self, insert: str, batch: list[tuple[Any, ...]], collection: Collection) -> None:
+        if not batch:
+            return
+        try:
+            with self.spill:
+                self.spill.executemany(insert, batch)
+        except apsw.ConstraintError:
+            raise VerifyError(self._duplicate(collection)) from None
+        batch.clear()
+
+    def _duplicate(self, collection: Collection) -> str:
+        """Name the duplicate key that the spill met (re-reads the export to find both lines)."""
         first: dict[tuple[Any, ...], str] = {}
         positions = key_positions(collection)
         for row, location, _ in self._export_rows(collection):
@@ -333,25 +372,40 @@ class Verifier:
             first[key] = location
         return f"{collection.name}: duplicate key in the export"  # pragma: no cover - found above
 
-    def _merge(self, collection: Collection, check: CollectionCheck, table: str) -> None:
+    def _merge_rest(
+        self,
+        collection: Collection,
+        check: CollectionCheck,
+        table: str,
+        stored: Iterator[Any],
+        d: Any,
+        differing: list[tuple[Any, ...]],
+    ) -> None:
+        """Merge the spilled export rows (key order) with the database rows not matched yet."""
         n = len(collection.key)
         keys = ", ".join(f"k{i}" for i in range(n))
-        exported = self.spill.execute(f"SELECT {keys}, digest, line FROM {table} ORDER BY {keys}")
-        stored = self.conn.execute(select_sql(collection))
+        exported = self.spill.execute(f"SELECT {keys}, digest, location FROM {table} ORDER BY {keys}")
         positions = key_positions(collection)
-        differing: list[tuple[Any, ...]] = []
+        lookup = select_sql(
+            collection, " WHERE " + " AND ".join(f"{collection.field(k).column} = ?" for k in collection.key)
+        )
         listed_export = listed_db = 0
         e = next(exported, None)
-        d = next(stored, None)
         while e is not None or d is not None:
             e_key = tuple(e[:n]) if e is not None else None
             d_key = tuple(d[p] for p in positions) if d is not None else None
             if d_key is None or (e_key is not None and e_key < d_key):
                 assert e is not None and e_key is not None
+                if self.conn.execute(lookup, e_key).fetchone() is not None:
+                    # Matched earlier by another export row with the same key.
+                    raise VerifyError(
+                        f"{e[n + 1]}: {collection.key[0]}: duplicate {describe_key(collection, e_key)} "
+                        "(the import refuses this export)"
+                    )
                 check.only_in_export += 1
                 if listed_export < LISTED_PER_KIND:
                     listed_export += 1
-                    self._add(collection, e_key, None, f"in the export (line {e[n + 1]}), missing from the database")
+                    self._add(collection, e_key, None, f"in the export ({e[n + 1]}), missing from the database")
                 e = next(exported, None)
                 continue
             if e_key is None or d_key < e_key:
@@ -365,7 +419,7 @@ class Verifier:
                 continue
             assert e is not None and d is not None
             check.db_rows += 1
-            if bytes.fromhex(row_digest(tuple(d))) == e[n]:
+            if row_digest(tuple(d)) == e[n]:
                 check.matching += 1
             else:
                 check.differing += 1
@@ -373,8 +427,6 @@ class Verifier:
                     differing.append(e_key)
             e = next(exported, None)
             d = next(stored, None)
-        if differing:
-            self._detail(collection, differing)
 
     def _detail(self, collection: Collection, keys: list[tuple[Any, ...]]) -> None:
         """Name the fields of the differing rows (second pass over the export for just these keys)."""
