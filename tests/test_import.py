@@ -489,6 +489,19 @@ def test_array_scanner_across_chunk_boundaries(tmp_path: Path, monkeypatch: pyte
     assert lines[0] == 2 and lines == sorted(lines)
 
 
+def test_ndjson_across_chunk_boundaries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = sample_rows()
+    codec = RowCodec(MESSAGES)
+    expected = [codec.convert(m) for m in rows["messages"]]
+    for chunk in (1, 2, 3, 5, 64, 1 << 20):
+        monkeypatch.setattr(reader_module, "CHUNK_BYTES", chunk)
+        export = write_export(tmp_path / f"n{chunk}", rows, bom=True, crlf=True, blank_lines=True)
+        (export / "messages.ndjson").write_bytes((export / "messages.ndjson").read_bytes().rstrip(b"\r\n"))
+        items = list(ExportDirectory(export).items(MESSAGES))
+        assert [i.row for i in items] == expected
+        assert [i.line for i in items] == [2, 5, 8]
+
+
 @pytest.mark.parametrize(
     ("text", "reason"),
     [

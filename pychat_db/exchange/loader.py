@@ -487,7 +487,7 @@ def import_source(source: Source, target: str | os.PathLike[str], options: Impor
     conn: apsw.Connection | None = None
     try:
         conn = connect(tmp, pragmas=False)
-        for pragma in ("foreign_keys = OFF", "synchronous = OFF", "cache_size = -32768", "temp_store = FILE"):
+        for pragma in ("foreign_keys = OFF", "synchronous = OFF", "cache_size = -8192", "temp_store = FILE"):
             conn.execute(f"PRAGMA {pragma}").fetchall()
         migrate(conn)
         indexes = _drop_indexes(conn)

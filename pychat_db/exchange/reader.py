@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,22 +187,52 @@ _STRUCTURAL = re.compile(rb'[\[\]{}"]')
 _STRING_REST = re.compile(rb'(?:[^"\\]++|\\.)*+', re.S)
 _BARE_SCALAR = re.compile(rb"[^ \t\r\n,\]]*")
 _raw_decoder = msgspec.json.Decoder(msgspec.Raw)
+_HASH_QUEUE = 8
 
 
 class _Counter:
-    """Hashes and counts the bytes of one pass over a file, and feeds the source's progress."""
+    """Counts the bytes of one pass over a file, feeds the source's progress and, when asked, hashes them.
 
-    __slots__ = ("hasher", "nbytes", "owner")
+    Hashing runs in a background thread (hashlib releases the GIL on large
+    buffers), so checking a manifest's SHA-256 costs the reader no time on a
+    second core; at most `_HASH_QUEUE` chunks wait, so memory stays bounded.
+    """
 
-    def __init__(self, owner: ExportDirectory) -> None:
-        self.hasher = hashlib.sha256()
+    __slots__ = ("_queue", "_sha", "_thread", "nbytes", "owner")
+
+    def __init__(self, owner: ExportDirectory, hash_bytes: bool) -> None:
         self.nbytes = 0
         self.owner = owner
+        self._sha = hashlib.sha256()
+        self._queue: queue.Queue[bytes | None] | None = None
+        self._thread: threading.Thread | None = None
+        if hash_bytes:
+            self._queue = queue.Queue(maxsize=_HASH_QUEUE)
+            self._thread = threading.Thread(target=self._run, name="export-sha256", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        assert self._queue is not None
+        while (chunk := self._queue.get()) is not None:
+            self._sha.update(chunk)
 
     def add(self, data: bytes) -> None:
-        self.hasher.update(data)
+        if self._queue is not None:
+            self._queue.put(data)
         self.nbytes += len(data)
         self.owner._bytes_read += len(data)
+
+    def hexdigest(self) -> str | None:
+        """The SHA-256 of every byte added (None when not hashing); ends the thread."""
+        if self._queue is None or self._thread is None:
+            return None
+        self.close()
+        return self._sha.hexdigest()
+
+    def close(self) -> None:
+        if self._queue is not None and self._thread is not None and self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
 
 
 class _ArrayScanner:
@@ -451,7 +483,8 @@ class ExportDirectory:
         if path is None:
             stats.complete = True
             return
-        counter = _Counter(self)
+        manifest = self.manifest
+        counter = _Counter(self, hash_bytes=manifest is not None and collection.name in manifest.collections)
         codec = self.codecs[collection.name]
         try:
             with path.open("rb") as stream:
@@ -465,35 +498,54 @@ class ExportDirectory:
                     yield from self._ndjson(stream, path.name, codec, counter, stats)
         except OSError as exc:
             raise ExportError(Problem(collection.name, path.name, None, f"cannot read: {exc.strerror}")) from None
+        finally:
+            counter.close()
         stats.bytes = counter.nbytes
-        stats.sha256 = counter.hasher.hexdigest()
+        stats.sha256 = counter.hexdigest()
         stats.complete = True
 
     def _ndjson(
         self, stream: IO[bytes], name: str, codec: RowCodec, counter: _Counter, stats: ReadStats
     ) -> Iterator[Item]:
         decode = codec.decode
-        hasher = counter.hasher
         lineno = 0
-        done = 0
-        for raw in stream:
-            lineno += 1
-            hasher.update(raw)
-            if lineno & 1023 == 0:
-                counter.nbytes += done
-                self._bytes_read += done
-                done = 0
-            done += len(raw)
-            line = raw.removeprefix(BOM) if lineno == 1 else raw
-            if not line or line.isspace():
-                continue
-            stats.rows += 1
-            try:
-                yield Item(name, lineno, line, decode(line), None)
-            except FieldError as exc:
-                yield Item(name, lineno, line, None, exc)
-        counter.nbytes += done
-        self._bytes_read += done
+        pending: list[bytes] = []
+        pending_size = 0
+        at_start = True
+        while True:
+            chunk = stream.read(CHUNK_BYTES)
+            if chunk:
+                counter.add(chunk)
+                if chunk.find(b"\n") < 0:
+                    pending.append(chunk)
+                    pending_size += len(chunk)
+                    if pending_size > MAX_ELEMENT_BYTES:
+                        raise ExportError(
+                            Problem(
+                                None, f"{name}:{lineno + 1}", None, f"line longer than {MAX_ELEMENT_BYTES >> 20} MiB"
+                            )
+                        )
+                    continue
+                lines = (b"".join(pending) + chunk if pending else chunk).split(b"\n")
+                tail = lines.pop()
+                pending, pending_size = [tail], len(tail)
+            else:
+                lines = [b"".join(pending)]
+                pending = []
+            if at_start and lines:
+                lines[0] = lines[0].removeprefix(BOM)
+                at_start = False
+            for line in lines:
+                lineno += 1
+                if not line or line.isspace():
+                    continue
+                stats.rows += 1
+                try:
+                    yield Item(name, lineno, line, decode(line), None)
+                except FieldError as exc:
+                    yield Item(name, lineno, line, None, exc)
+            if not chunk:
+                break
 
     def _single_object(
         self, stream: IO[bytes], name: str, codec: RowCodec, counter: _Counter, stats: ReadStats
