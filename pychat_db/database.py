@@ -17,7 +17,7 @@ from types import TracebackType
 import apsw
 
 from pychat_db.connection import connect
-from pychat_db.errors import translate
+from pychat_db.errors import PychatDbError, translate
 from pychat_db.migrations import migrate
 from pychat_db.repositories.session import Session
 from pychat_db.repositories.sqlite import (
@@ -75,8 +75,17 @@ class Database:
             yield
 
     def close(self) -> None:
-        """Close the connection (idempotent)."""
-        self.connection.close()
+        """Close the connection (idempotent).
+
+        Closing checkpoints the WAL; if that fails (I/O error, full disk) the
+        connection is closed anyway, the committed transactions stay in the WAL
+        for the next opening, and the failure is raised as `DatabaseError`.
+        """
+        try:
+            self.connection.close()
+        except apsw.Error as exc:
+            self.connection.close(force=True)
+            raise translate(exc) from exc
 
     def __enter__(self) -> Database:
         return self
@@ -84,4 +93,10 @@ class Database:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.close()
+        if exc is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except PychatDbError:
+            pass  # the block's own exception is the one to report

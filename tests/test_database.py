@@ -13,7 +13,7 @@ from pychat_db.connection import connect
 from pychat_db.database import Database
 from pychat_db.errors import DatabaseError, MigrationError, PychatDbError
 from pychat_db.migrations import load_migrations, user_version
-from pychat_db.models import Tag, Thread
+from pychat_db.models import Message, Tag, Thread
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 
@@ -131,3 +131,45 @@ def test_vfs_is_passed_to_the_connection(tmp_path: Path) -> None:
     name = apsw.vfs_names()[0]
     with Database(tmp_path / "v.db", vfs=name) as db:
         assert db.connection.open_vfs == name
+
+
+def test_io_faults_become_library_errors_and_transactions_stay_atomic(tmp_path: Path) -> None:
+    """Every write, sync or truncate of a transaction failing in turn (I/O error, disk full, once or for good)."""
+    from tests.support.faulty_vfs import FULL, IOERR, check_db, copy_db, count_points, install, sweep
+
+    template, path = tmp_path / "template.db", tmp_path / "work.db"
+    with Database(template) as db:
+        db.threads.create(Thread(id=1, name="before", created_at=T0))
+        db.tags.create(Tag(id=1, name="x"))
+    vfs = install("faulty-database-test")
+
+    def run() -> None:
+        copy_db(template, path)
+        with Database(path, vfs="faulty-database-test") as db:
+            with db.transaction():
+                thread = db.threads.create(Thread(id=2, name="new", created_at=T0))
+                assert thread.id is not None
+                tag = db.tags.get(1)
+                for i in range(3):
+                    db.messages.create(Message(thread_id=thread.id, text=f"m{i}" * 500, timestamp=T0, tags=(tag,)))
+
+    total = count_points(vfs, run)
+    assert total > 0
+    fired = 0
+    for outcome in sweep(vfs, total, run, errors=(IOERR, FULL), persistent=(False, True)):
+        fired += outcome.fired
+        if outcome.error is not None:
+            assert isinstance(outcome.error, PychatDbError), repr(outcome.error)
+            assert not isinstance(outcome.error, apsw.Error)
+        conn = check_db(path)
+        threads = conn.execute("SELECT id, name FROM threads ORDER BY id").fetchall()
+        messages = conn.execute("SELECT count(*) FROM messages").fetchone()
+        links = conn.execute("SELECT count(*) FROM message_tags").fetchone()
+        conn.close()
+        if threads == [(1, "before")]:
+            assert outcome.error is not None, f"{outcome}: no error, yet the transaction was lost"
+            assert (messages, links) == ((0,), (0,)), outcome
+        else:
+            assert threads == [(1, "before"), (2, "new")], outcome
+            assert (messages, links) == ((3,), (3,)), outcome
+    assert fired > 0
