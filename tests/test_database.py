@@ -14,6 +14,7 @@ from pychat_db.database import Database
 from pychat_db.errors import DatabaseError, MigrationError, PychatDbError
 from pychat_db.migrations import load_migrations, user_version
 from pychat_db.models import Message, Tag, Thread
+from tests.support.faulty_vfs import FULL, IOERR, check_db, copy_db, count_points, install, sweep
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 
@@ -135,8 +136,6 @@ def test_vfs_is_passed_to_the_connection(tmp_path: Path) -> None:
 
 def test_io_faults_become_library_errors_and_transactions_stay_atomic(tmp_path: Path) -> None:
     """Every write, sync or truncate of a transaction failing in turn (I/O error, disk full, once or for good)."""
-    from tests.support.faulty_vfs import FULL, IOERR, check_db, copy_db, count_points, install, sweep
-
     template, path = tmp_path / "template.db", tmp_path / "work.db"
     with Database(template) as db:
         db.threads.create(Thread(id=1, name="before", created_at=T0))
@@ -145,13 +144,12 @@ def test_io_faults_become_library_errors_and_transactions_stay_atomic(tmp_path: 
 
     def run() -> None:
         copy_db(template, path)
-        with Database(path, vfs="faulty-database-test") as db:
-            with db.transaction():
-                thread = db.threads.create(Thread(id=2, name="new", created_at=T0))
-                assert thread.id is not None
-                tag = db.tags.get(1)
-                for i in range(3):
-                    db.messages.create(Message(thread_id=thread.id, text=f"m{i}" * 500, timestamp=T0, tags=(tag,)))
+        with Database(path, vfs="faulty-database-test") as db, db.transaction():
+            thread = db.threads.create(Thread(id=2, name="new", created_at=T0))
+            assert thread.id is not None
+            tag = db.tags.get(1)
+            for i in range(3):
+                db.messages.create(Message(thread_id=thread.id, text=f"m{i}" * 500, timestamp=T0, tags=(tag,)))
 
     total = count_points(vfs, run)
     assert total > 0
