@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import json
 import stat
 from pathlib import Path
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pychat_db import convert
 from pychat_db.connection import connect
+from pychat_db.exchange.codec import RowCodec
+from pychat_db.exchange.contract import CONFIGURATION, MESSAGE_TYPES, MESSAGES, TAGS
+from pychat_db.exchange.writer import ExportWriteError, row_encoder, staged_directory, write_collection
 from pychat_db.migrations import migrate
 from tests.conftest import run_module
 from tests.support import exports
@@ -108,3 +118,66 @@ def test_missing_database_writes_nothing(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stderr.strip() == f"Error: {tmp_path / 'nope.db'}: no such database"
     assert list(tmp_path.iterdir()) == []
+
+
+# -- the writer itself -------------------------------------------------------------------------
+
+_ID = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+_TIMESTAMP = st.datetimes(
+    min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30), timezones=st.just(dt.UTC)
+).map(convert.timestamp_to_db)
+_MESSAGE = st.tuples(
+    _ID,
+    _ID,
+    st.text(),
+    _TIMESTAMP,
+    st.sampled_from(MESSAGE_TYPES),
+    st.text(),
+    st.none() | st.binary(max_size=300),
+    st.none() | st.text(),
+    st.none() | st.text(),
+    st.none() | st.text(),
+)
+_TAG = st.tuples(_ID, st.text(), st.text(), st.integers(0, 1))
+
+
+@given(row=_MESSAGE)
+@settings(max_examples=300, deadline=None)
+def test_canonical_message_line_reads_back_exactly(row: tuple[object, ...]) -> None:
+    line = row_encoder(MESSAGES)(row)
+    assert b"\n" not in line and b"\r" not in line  # one row, one line
+    assert RowCodec(MESSAGES).decode(line) == row
+    assert list(json.loads(line)) == list(MESSAGES.field_names)
+
+
+@given(row=_TAG)
+@settings(max_examples=100, deadline=None)
+def test_canonical_tag_line_reads_back_exactly(row: tuple[object, ...]) -> None:
+    line = row_encoder(TAGS)(row)
+    assert (b'"isEditable":true' in line) == (row[3] == 1)
+    assert RowCodec(TAGS).decode(line) == row
+
+
+def test_manifest_hashes_are_the_files_hashes(small_export: Path) -> None:
+    manifest = json.loads((small_export / "manifest.json").read_text())
+    for entry in manifest["collections"].values():
+        data = (small_export / entry["file"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"]
+
+
+def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="disk on fire"), staged_directory(out) as stage:
+        (stage / "threads.ndjson").write_bytes(b"{}\n")
+        raise RuntimeError("disk on fire")
+    assert list(tmp_path.iterdir()) == []
+    out.mkdir()
+    (out / "manifest.json").write_bytes(b"old")
+    with pytest.raises(RuntimeError), staged_directory(out, force=True) as stage:
+        raise RuntimeError("again")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"] and (out / "manifest.json").read_bytes() == b"old"
+
+
+def test_two_configuration_rows_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ExportWriteError, match="configuration: more than one row"):
+        write_collection(tmp_path, CONFIGURATION, [(1, "a", None, "m"), (2, "b", None, "m")])
