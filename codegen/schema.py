@@ -368,7 +368,8 @@ def diff_snapshots(expected: Any, actual: Any, path: str = "schema") -> list[str
             else:
                 lines.extend(diff_snapshots(expected[key], actual[key], f"{path}.{key}"))
         return lines
-    if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
+    sequences = (list, tuple)
+    if isinstance(expected, sequences) and isinstance(actual, sequences) and len(expected) == len(actual):
         return [
             line
             for i, (e, a) in enumerate(zip(expected, actual, strict=True))

@@ -158,16 +158,35 @@ def migrate(
     todo = tuple(m for m in state.pending if target is None or m.version <= target)
     if dry_run:
         return todo
-    for migration in todo:
-        try:
-            with conn:
-                conn.execute(_CREATE_BOOKKEEPING)
-                conn.execute(migration.sql)
-                conn.execute(
-                    f"INSERT INTO {BOOKKEEPING_TABLE} (version, name, sha256, applied_at) VALUES (?, ?, ?, ?)",
-                    (migration.version, migration.name, migration.sha256, _now()),
-                )
-                conn.execute(f"PRAGMA user_version = {migration.version:d}")
-        except apsw.Error as exc:
-            raise MigrationError(f"{migration.path.name}: {exc}") from exc
+    # Foreign key enforcement is off while migrations run, as SQLite's table-rebuild procedure
+    # requires: with it on, `DROP TABLE` of a rebuilt parent would cascade-delete its children.
+    # Each migration must leave no dangling reference (foreign_key_check) before it commits.
+    # (The pragma is a no-op inside a transaction, so it only takes effect when none is open.)
+    fk_row = conn.execute("PRAGMA foreign_keys").fetchone()
+    enforcing = bool(fk_row and fk_row[0])
+    if todo and enforcing:
+        conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        for migration in todo:
+            try:
+                with conn:
+                    conn.execute(_CREATE_BOOKKEEPING)
+                    conn.execute(migration.sql)
+                    dangling = conn.execute("PRAGMA foreign_key_check").fetchall()
+                    if dangling:
+                        table, rowid, parent, _fk = dangling[0]
+                        raise MigrationError(
+                            f"{migration.path.name}: leaves {len(dangling)} row(s) referencing missing rows "
+                            f"(first: {table} rowid {rowid} → {parent}); nothing of it was applied"
+                        )
+                    conn.execute(
+                        f"INSERT INTO {BOOKKEEPING_TABLE} (version, name, sha256, applied_at) VALUES (?, ?, ?, ?)",
+                        (migration.version, migration.name, migration.sha256, _now()),
+                    )
+                    conn.execute(f"PRAGMA user_version = {migration.version:d}")
+            except apsw.Error as exc:
+                raise MigrationError(f"{migration.path.name}: {exc}") from exc
+    finally:
+        if todo and enforcing:
+            conn.execute("PRAGMA foreign_keys = ON")
     return todo

@@ -7,7 +7,7 @@ import json
 import re
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import pytest
 from codegen.schema import BOOL, ENUM, TIMESTAMP, Schema, diff_snapshots, introspect, snapshot
 from pychat_db.connection import connect
 from pychat_db.errors import MigrationError
-from pychat_db.migrations import load_migrations, migrate, status, user_version
+from pychat_db.migrations import Migration, load_migrations, migrate, status, user_version
 from pychat_db.resources import SCHEMA_DIR
 
 MIGRATIONS = load_migrations()
@@ -182,29 +182,61 @@ def test_a_snapshot_exists_for_every_version_and_matches_its_history(tmp_path: P
         assert diff_snapshots(load_snapshot(migration.version), snapshot(introspect(conn))) == []
 
 
+def upgrade_problems(db: Path, migrations: Sequence[Migration], start: int, expected: dict[str, Any]) -> list[str]:
+    """Drift's check: a database at `start` holding rows, migrated to head, against the head snapshot `expected`.
+
+    Returns what is wrong, as "path: expected X, got Y" lines (none when all is well).
+    """
+    conn = connect(db)
+    migrate(conn, migrations, target=start)
+    written: dict[str, list[tuple[Any, ...]]] = {}
+    old_schema = introspect(conn)
+    with conn:
+        written = fill(conn, old_schema, key=-(2**63))
+    migrate(conn, migrations)
+    head = introspect(conn)
+    problems = diff_snapshots(expected, snapshot(head))
+    problems += diff_snapshots(written, read_back(conn, old_schema), path="rows")
+    with conn:  # the migrated database takes new rows like a fresh one
+        fill(conn, head, key=2**63 - 1, skip=("configuration",))  # a singleton
+    problems += [f"foreign_key_check: {row}" for row in conn.execute("PRAGMA foreign_key_check")]
+    problems += [f"integrity_check: {row}" for row in conn.execute("PRAGMA integrity_check") if row != ("ok",)]
+    conn.close()
+    return problems
+
+
 @pytest.mark.parametrize("start", range(HEAD))
 def test_an_old_database_migrated_to_head_equals_a_fresh_one_and_keeps_its_rows(tmp_path: Path, start: int) -> None:
-    conn = connect(tmp_path / "old.db")
-    migrate(conn, target=start)
-    written: dict[str, list[tuple[Any, ...]]] = {}
-    if start:
-        old_schema = introspect(conn)
-        with conn:
-            written = fill(conn, old_schema, key=-(2**63))
-    migrate(conn)
-    head = introspect(conn)
-    problems = diff_snapshots(load_snapshot(HEAD), snapshot(head))
-    assert problems == [], "\n".join(problems)
     fresh = connect(":memory:")
     migrate(fresh)
-    assert snapshot(introspect(fresh)) == snapshot(head)
-    if start:
-        after = read_back(conn, old_schema)  # the columns the rows were written with
-        assert after == written
-        with conn:  # and the migrated database takes new rows like a fresh one
-            fill(conn, head, key=2**63 - 1, skip=("configuration",))  # a singleton
-    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
-    assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    assert snapshot(introspect(fresh)) == load_snapshot(HEAD)
+    problems = upgrade_problems(tmp_path / "old.db", MIGRATIONS, start, load_snapshot(HEAD))
+    assert problems == [], "\n".join(problems)
+
+
+def test_the_upgrade_check_catches_a_migration_that_loses_data(tmp_path: Path) -> None:
+    """A table rebuild that forgets a column's data passes on a fresh database, not on an old one with rows."""
+    schema_dir = copy_schema(tmp_path)
+    (schema_dir / f"{HEAD + 1:04d}_rebuild_tags.sql").write_text(
+        """
+        CREATE TABLE tags_new (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            is_editable INTEGER NOT NULL DEFAULT 1 CONSTRAINT "tags.is_editable" CHECK (is_editable IN (0, 1))
+        ) STRICT;
+        INSERT INTO tags_new (id, name, is_editable) SELECT id, name, is_editable FROM tags;
+        DROP TABLE tags;
+        ALTER TABLE tags_new RENAME TO tags;
+        CREATE INDEX message_tags_tag_id_again ON message_tags (tag_id);
+        """,
+        encoding="utf-8",
+    )
+    migrations = load_migrations(schema_dir)
+    fresh = connect(":memory:")
+    migrate(fresh, migrations)
+    problems = upgrade_problems(tmp_path / "old.db", migrations, HEAD, snapshot(introspect(fresh)))
+    assert problems == ["rows.tags[0][2]: expected 'text -9223372036854775808 ✓', got ''"]
 
 
 def test_diff_snapshots_reports_expected_and_got() -> None:
@@ -285,3 +317,43 @@ def test_cli_usage_errors_exit_2(run: Run, tmp_path: Path) -> None:
     assert run("pychat_db.migrate", "--db", tmp_path / "x.db", "down").returncode == 2
     assert run("pychat_db.migrate").returncode == 2
     assert "status" in run("pychat_db.migrate", "--help").stdout
+
+
+def test_a_table_rebuild_keeps_the_children_and_enforcement_comes_back(tmp_path: Path) -> None:
+    """Migrations run with foreign keys off (SQLite's rebuild procedure): DROP TABLE cascades nothing."""
+    schema_dir = copy_schema(tmp_path)
+    (schema_dir / f"{HEAD + 1:04d}_rebuild_tags.sql").write_text(
+        """
+        CREATE TABLE tags_new (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            is_editable INTEGER NOT NULL DEFAULT 1 CONSTRAINT "tags.is_editable" CHECK (is_editable IN (0, 1))
+        ) STRICT;
+        INSERT INTO tags_new SELECT id, name, description, is_editable FROM tags;
+        DROP TABLE tags;
+        ALTER TABLE tags_new RENAME TO tags;
+        """,
+        encoding="utf-8",
+    )
+    migrations = load_migrations(schema_dir)
+    fresh = connect(":memory:")
+    migrate(fresh, migrations)
+    assert upgrade_problems(tmp_path / "old.db", migrations, HEAD, snapshot(introspect(fresh))) == []
+    assert fresh.execute("PRAGMA foreign_keys").fetchone() == (1,)
+
+
+def test_a_migration_leaving_dangling_references_is_refused_whole(tmp_path: Path) -> None:
+    schema_dir = copy_schema(tmp_path)
+    conn = connect(tmp_path / "chat.db")
+    migrate(conn, load_migrations(schema_dir))
+    with conn:
+        fill(conn, introspect(conn), key=5)
+    bad = schema_dir / f"{HEAD + 1:04d}_drop_tags.sql"
+    bad.write_text("CREATE TABLE kept (id INTEGER PRIMARY KEY) STRICT;\nDROP TABLE tags;\n", encoding="utf-8")
+    before = schema_dump(conn)
+    with pytest.raises(MigrationError, match=rf"^{bad.name}: leaves 1 row\(s\) referencing missing rows .*→ tags\)"):
+        migrate(conn, load_migrations(schema_dir))
+    assert schema_dump(conn) == before
+    assert conn.execute("SELECT count(*) FROM tags").fetchone() == (1,)
+    assert conn.execute("PRAGMA foreign_keys").fetchone() == (1,)
