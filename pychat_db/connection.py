@@ -16,6 +16,9 @@ from pychat_db.resources import PRAGMAS_FILE
 
 _COMMENT = re.compile(r"--[^\n]*")
 
+# Names a registered APSW VFS for connections opened without `vfs=` (tests only).
+VFS_ENVIRONMENT_VARIABLE = "PYCHAT_DB_VFS"
+
 
 def pragma_statements(text: str | None = None) -> list[str]:
     """The `PRAGMA ...` statements of `schema/pragmas.sql`, in file order."""
@@ -53,13 +56,17 @@ def connect(
 ) -> apsw.Connection:
     """Open `path` (created 0600 when missing, unless `readonly`) and apply the pragmas.
 
-    `vfs` names a registered APSW VFS (tests use faulty ones). `pragmas=False`
+    `vfs` names a registered APSW VFS (tests use faulty ones); when None, the
+    `PYCHAT_DB_VFS` environment variable may name one (so that tests can run a
+    tool's `main()` over a faulty VFS). `pragmas=False`
     skips `schema/pragmas.sql` (the importer sets its own bulk-load pragmas).
     The driver is configured as SQLite's "defensive" advice says: double-quoted
     string literals are errors, and the schema cannot be corrupted by writes
     through SQL.
     """
     name = os.fspath(path)
+    if vfs is None:
+        vfs = os.environ.get(VFS_ENVIRONMENT_VARIABLE) or None
     flags = apsw.SQLITE_OPEN_READONLY if readonly else apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
     if name.startswith("file:"):
         flags |= apsw.SQLITE_OPEN_URI
