@@ -53,6 +53,42 @@ WHERE thread_id = :thread_id AND (timestamp, id) > (:after_timestamp, :after_id)
 ORDER BY timestamp, id
 LIMIT :page_limit;
 
+-- name: list_messages_last(thread_id, page_limit)
+-- A thread's latest messages, newest first (timestamp, then id, descending); page_limit -1 means all.
+SELECT
+    id,
+    thread_id,
+    text,
+    timestamp,
+    type,
+    description,
+    file_data,
+    mime_type,
+    transcript,
+    file_name
+FROM messages
+WHERE thread_id = :thread_id
+ORDER BY timestamp DESC, id DESC
+LIMIT :page_limit;
+
+-- name: list_messages_before(thread_id, before_timestamp, before_id, page_limit)
+-- A thread's messages before the cursor (timestamp, id), newest first; page_limit -1 means all.
+SELECT
+    id,
+    thread_id,
+    text,
+    timestamp,
+    type,
+    description,
+    file_data,
+    mime_type,
+    transcript,
+    file_name
+FROM messages
+WHERE thread_id = :thread_id AND (timestamp, id) < (:before_timestamp, :before_id)
+ORDER BY timestamp DESC, id DESC
+LIMIT :page_limit;
+
 -- name: list_messages_of_tag(tag_id)
 -- The messages carrying a tag, in (timestamp, id) order.
 SELECT

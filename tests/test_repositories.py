@@ -337,6 +337,27 @@ def test_message_pagination_edges_and_ties(db: Database) -> None:
     assert db.messages.list(thread.id, limit=0) == []
 
 
+def test_message_pages_backwards_from_the_latest(db: Database) -> None:
+    thread, other = new_thread(db, "a"), new_thread(db, "b")
+    assert thread.id is not None
+    assert db.messages.list_before(thread.id, limit=3) == []
+    tag = db.tags.create(Tag(name="t"))
+    messages = [new_message(db, thread, 0 if i < 5 else i, str(i), tags=(tag,) if i % 3 else ()) for i in range(8)]
+    new_message(db, other, 100)
+    assert db.messages.list_before(thread.id) == messages
+    assert db.messages.list_before(thread.id, limit=3) == messages[-3:]
+    pages = []
+    before: Message | None = None
+    while page := db.messages.list_before(thread.id, limit=3, before=before):
+        pages.append(page)
+        before = page[0]
+    assert pages == [messages[5:8], messages[2:5], messages[0:2]]
+    middle = messages[3]
+    assert middle.id is not None
+    assert db.messages.list_before(thread.id, limit=2, before=Cursor(middle.timestamp, middle.id)) == messages[1:3]
+    assert db.messages.list_before(thread.id, limit=0) == []
+
+
 def test_a_page_of_messages_costs_two_queries(db: Database) -> None:
     thread = new_thread(db)
     tags = [db.tags.create(Tag(name=str(i))) for i in range(5)]

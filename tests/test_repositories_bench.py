@@ -20,6 +20,7 @@ def test_bench_repos_prints_its_table(tmp_path: Path) -> None:
         "threads: first page",
         "threads: page in the middle (keyset)",
         "messages: first 5 of a thread, with tags",
+        "messages: latest 5 of a thread, with tags",
         "messages: 5 after a cursor, with tags",
         "messages: get one, with tags",
         "messages: 20 inserts in one transaction",

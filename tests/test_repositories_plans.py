@@ -22,6 +22,8 @@ NO_SORT = {
     "list_threads_before",
     "list_messages_first",
     "list_messages_after",
+    "list_messages_last",
+    "list_messages_before",
     "list_mode_outputs_of_thread",
     "list_mode_outputs_of_mode",
     "list_tags_of_message",

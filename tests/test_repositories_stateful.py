@@ -288,6 +288,13 @@ class RepositoryMachine(RuleBasedStateMachine):
             after = page[-1]
         assert got == expected
         assert self.db.messages.list(thread_id) == expected
+        backwards: list[Message] = []
+        before: Message | None = None
+        while page := self.db.messages.list_before(thread_id, limit=size, before=before):
+            assert len(page) <= size
+            backwards = page + backwards
+            before = page[0]
+        assert backwards == expected
 
     @rule(data=st.data())
     def read_message(self, data: st.DataObject) -> None:

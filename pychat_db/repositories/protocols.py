@@ -65,6 +65,16 @@ class MessageRepository(Protocol):
         """
         ...
 
+    def list_before(
+        self, thread_id: int, limit: int | None = None, before: Message | Cursor | None = None
+    ) -> builtins.list[Message]:
+        """The `limit` messages just before `before` (default: the thread's latest), in (timestamp, id) order.
+
+        A chat screen opens on `list_before(thread_id, 50)` and scrolls back
+        with `before=page[0]`.
+        """
+        ...
+
     def list_by_tag(self, tag_id: int) -> builtins.list[Message]:
         """The messages carrying a tag, with their tags, in (timestamp, id) order."""
         ...

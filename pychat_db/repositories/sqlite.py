@@ -282,6 +282,25 @@ class SQLiteMessageRepository(_Repository):
                 )
             return self._with_tags(rows)
 
+    def list_before(
+        self, thread_id: int, limit: int | None = None, before: Message | Cursor | None = None
+    ) -> builtins.list[Message]:
+        page_limit = _page_limit(limit)
+        with self._session.snapshot(), self._session.errors("messages"):
+            if before is None:
+                rows = messages_q.list_messages_last(self._conn, thread_id=thread_id, page_limit=page_limit)
+            else:
+                cursor = before.cursor if isinstance(before, Message) else before
+                rows = messages_q.list_messages_before(
+                    self._conn,
+                    thread_id=thread_id,
+                    before_timestamp=cursor.at,
+                    before_id=cursor.id,
+                    page_limit=page_limit,
+                )
+            rows.reverse()
+            return self._with_tags(rows)
+
     def list_by_tag(self, tag_id: int) -> builtins.list[Message]:
         with self._session.snapshot(), self._session.errors("messages"):
             return self._with_tags(messages_q.list_messages_of_tag(self._conn, tag_id=tag_id))

@@ -174,6 +174,11 @@ def _run(db: Database, args: argparse.Namespace, progress: Callable[[str], None]
 
     measure(f"messages: first {args.page} of a thread, with tags", first_messages, args.runs)
 
+    def latest_messages() -> object:
+        return db.messages.list_before(rng.choice(thread_ids), limit=args.page)
+
+    measure(f"messages: latest {args.page} of a thread, with tags", latest_messages, args.runs)
+
     cursors = []
     for thread_id in rng.sample(thread_ids, min(len(thread_ids), 500)):
         page = db.messages.list(thread_id, limit=args.page)

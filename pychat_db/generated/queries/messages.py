@@ -2,7 +2,7 @@
 # Sources (sha256):
 #   codegen/templates/header.py.j2 ddabc12e6f8ff45aa336e929eb6f45cffa74c67ec4a38a3038772977515973fd
 #   codegen/templates/queries_module.py.j2 1e9b650f97bb82a5eb4049f14c4a2d016767f1d12ea24326738a81f9ed16bc26
-#   queries/messages.sql 3e667d913cde17b0f71233479ce8c12098b096777c45ec0d1d1f6ab9f839213b
+#   queries/messages.sql e20d1ddf8c2c8625b22c3cd173c3c6f8ca3c4020440f07d6304e7b04cbb9c8ca
 #   schema/0001_initial.sql 03ecf09654224367907faaf407858b546f423c4a43c219a82f692dc7773fc452
 #   schema/0002_mode_outputs_by_mode.sql cfc865ff2d7909724d5850fea35a9007bb56edf57d2fad7e4c70c922a8291b54
 """Typed wrappers for the named queries of `queries/messages.sql` (conventions: docs/codegen.md).
@@ -112,6 +112,82 @@ def list_messages_after_iter(
         thread_id=thread_id,
         after_timestamp=timestamp_to_db(after_timestamp),
         after_id=after_id,
+        page_limit=page_limit,
+    )
+    for row in rows:
+        yield message_from_db(row)
+
+
+def list_messages_last(
+    conn: apsw.Connection,
+    *,
+    thread_id: int,
+    page_limit: int,
+) -> list[MessageRow]:
+    """A thread's latest messages, newest first (timestamp, then id, descending); page_limit -1 means all."""
+    rows = _QUERIES.list_messages_last(
+        conn,
+        thread_id=thread_id,
+        page_limit=page_limit,
+    )
+    return [message_from_db(row) for row in rows]
+
+
+def list_messages_last_iter(
+    conn: apsw.Connection,
+    *,
+    thread_id: int,
+    page_limit: int,
+) -> Iterator[MessageRow]:
+    """`list_messages_last` one row at a time.
+
+    The statement stays open until the iterator is exhausted or closed.
+    """
+    rows = _QUERIES.list_messages_last(
+        conn,
+        thread_id=thread_id,
+        page_limit=page_limit,
+    )
+    for row in rows:
+        yield message_from_db(row)
+
+
+def list_messages_before(
+    conn: apsw.Connection,
+    *,
+    thread_id: int,
+    before_timestamp: datetime,
+    before_id: int,
+    page_limit: int,
+) -> list[MessageRow]:
+    """A thread's messages before the cursor (timestamp, id), newest first; page_limit -1 means all."""
+    rows = _QUERIES.list_messages_before(
+        conn,
+        thread_id=thread_id,
+        before_timestamp=timestamp_to_db(before_timestamp),
+        before_id=before_id,
+        page_limit=page_limit,
+    )
+    return [message_from_db(row) for row in rows]
+
+
+def list_messages_before_iter(
+    conn: apsw.Connection,
+    *,
+    thread_id: int,
+    before_timestamp: datetime,
+    before_id: int,
+    page_limit: int,
+) -> Iterator[MessageRow]:
+    """`list_messages_before` one row at a time.
+
+    The statement stays open until the iterator is exhausted or closed.
+    """
+    rows = _QUERIES.list_messages_before(
+        conn,
+        thread_id=thread_id,
+        before_timestamp=timestamp_to_db(before_timestamp),
+        before_id=before_id,
         page_limit=page_limit,
     )
     for row in rows:
