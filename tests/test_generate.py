@@ -9,7 +9,7 @@ from pychat_db.exchange.contract import COLLECTIONS, MESSAGES, THREADS
 from pychat_db.exchange.reader import read_rows
 from tests.conftest import ROOT, run_module
 from tests.support import exports
-from tests.support.exports import export_digests, export_files, make_export
+from tests.support.exports import api_key, export_digests, export_files, make_export
 
 small_export = exports.small_export
 
@@ -23,6 +23,7 @@ def test_same_arguments_give_the_same_bytes(tmp_path: Path) -> None:
             done = run_module("tools.generate", "--out", out, *ARGS, "--variant", variant, "--seed", "3")
             assert done.returncode == 0, done.stderr
             assert done.stdout.startswith(f"wrote {out}: {variant}, ")
+            assert api_key(out) not in done.stdout + done.stderr
         assert export_files(a) == export_files(b)
     other = tmp_path / "other-seed"
     assert run_module("tools.generate", "--out", other, *ARGS, "--seed", "4").returncode == 0

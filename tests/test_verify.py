@@ -155,3 +155,16 @@ def test_manifest_mismatch(small_export: Path, imported: Path) -> None:
     done = _verify(small_export, imported)
     assert done.returncode == 1
     assert _mismatches(done) == ["mismatch: manifest.json: collections.tags.rows: manifest says 13, tags.ndjson has 12"]
+
+
+def test_duplicate_id_in_the_export_is_an_error(small_export: Path, imported: Path) -> None:
+    path = small_export / "messages.ndjson"
+    lines = path.read_bytes().split(b"\n")
+    lines.insert(10, lines[9])  # line 11 repeats line 10
+    path.write_bytes(b"\n".join(lines))
+    message_id = json.loads(lines[9])["id"]
+    done = _verify(small_export, imported)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        f"Error: messages.ndjson:11: id: duplicate id {message_id} (the import refuses this export)"
+    )
