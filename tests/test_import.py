@@ -570,3 +570,17 @@ def test_naive_timezone_reject_is_default() -> None:
         codec.convert({"id": 1, "name": "x", "createdAt": "2024-01-01T00:00:00"})
     utc = RowCodec(THREADS, NaiveTimezone.UTC).convert({"id": 1, "name": "x", "createdAt": "2024-01-01T00:00:00"})
     assert utc[2] == "2024-01-01T00:00:00.000000Z"
+
+
+def test_isar_file_imports_like_its_export(tmp_path: Path) -> None:
+    from tests.support.isar_writer import export_to_isar
+
+    rows = sample_rows()
+    rows["threads"] = rows["threads"][:1]
+    rows["messages"] = [dict(m, threadId=1) for m in rows["messages"]]
+    export = write_export(tmp_path / "x", rows)
+    isar = export_to_isar(export, tmp_path / "chat.isar")
+    assert run_import(export, "--db", tmp_path / "from-export.db", "--quiet").returncode == 0
+    result = run_import(isar, "--db", tmp_path / "from-isar.db", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert db_content(tmp_path / "from-isar.db") == db_content(tmp_path / "from-export.db")

@@ -268,6 +268,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Error: {message}", file=sys.stderr)
         _write_report(args.report, None, message)
         return 1
+    except KeyboardInterrupt:
+        print(f"Error: interrupted; nothing written to {args.db}", file=sys.stderr)
+        return 130
     except Exception as exc:  # the Isar reader's own refusals, raised while opening
         if type(exc).__name__ not in {"IsarFormatError", "StorageError"}:
             raise
