@@ -584,3 +584,47 @@ def test_isar_file_imports_like_its_export(tmp_path: Path) -> None:
     result = run_import(isar, "--db", tmp_path / "from-isar.db", "--quiet")
     assert result.returncode == 0, result.stderr
     assert db_content(tmp_path / "from-isar.db") == db_content(tmp_path / "from-export.db")
+
+
+def test_force_never_replays_the_old_databases_wal(tmp_path: Path) -> None:
+    export = write_export(tmp_path / "x", sample_rows())
+    db = tmp_path / "chat.db"
+    assert run_import(export, "--db", db, "--quiet").returncode == 0
+    conn = apsw.Connection(str(db))
+    conn.execute("PRAGMA wal_autocheckpoint = 0")
+    conn.execute("UPDATE tags SET name = 'OLD'")
+    crashed = {p: p.read_bytes() for p in (db, Path(f"{db}-wal"))}  # as a crash would leave them
+    conn.close()
+    for path, data in crashed.items():
+        path.write_bytes(data)
+    write_lines(export, "tags.ndjson", [b'{"id":1,"name":"new","description":"","isEditable":true}'])
+    write_lines(export, "message_tags.ndjson", [b'{"messageId":1,"tagId":1}'])
+    result = run_import(export, "--db", db, "--quiet", "--force")
+    assert result.returncode == 0, result.stderr
+    assert table(db, "tags") == [(1, "new", "", 1)]
+    check = apsw.Connection(str(db))
+    assert check.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    check.close()
+
+
+def test_progress_renderers() -> None:
+    import importlib
+    import io
+
+    cli = importlib.import_module("tools.import")
+    plain = io.StringIO()
+    progress = cli.PlainProgress(plain, every=0.0)
+    progress.begin("messages", 4_000_000)
+    progress.update(1000, 2_000_000)
+    progress.end("messages", 2000, 1.5)
+    lines = plain.getvalue().splitlines()
+    assert lines[0] == "messages: reading (4.0 MB)"
+    assert lines[1].startswith("messages: 1000 rows, 2.0 of 4.0 MB, ") and lines[1].endswith(" MB/s")
+    assert lines[2] == "messages: 2000 rows read in 1.5 s"
+    tty = io.StringIO()
+    bar = cli.TerminalProgress(tty, None)
+    bar.begin("messages", 4_000_000)
+    bar.last = -1e9
+    bar.update(1000, 2_000_000)
+    assert "[############------------]  50%       1,000 rows" in tty.getvalue()
+    assert tty.getvalue().count("\r") == 2 and "MB/s" in tty.getvalue()
