@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import re
 from typing import TypeVar
 
 UTC = dt.UTC
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+_CANONICAL_TEXT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", re.ASCII)
 _E = TypeVar("_E", bound=enum.Enum)
 
 # datetime's own range, in microseconds since the epoch: years 0001 to 9999.
@@ -38,8 +40,14 @@ def timestamp_to_db(value: dt.datetime) -> str:
 
 
 def timestamp_from_db(value: str) -> dt.datetime:
-    """Canonical UTC text → aware UTC datetime."""
-    return dt.datetime.strptime(value, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+    """Canonical UTC text → aware UTC datetime; any other text is a ValueError.
+
+    (`fromisoformat` behind a shape check: some 50x faster than `strptime`, which
+    matters when a million rows are read.)
+    """
+    if _CANONICAL_TEXT.fullmatch(value) is None:
+        raise ValueError(f"{value!r} is not canonical UTC time text YYYY-MM-DDTHH:MM:SS.ffffffZ")
+    return dt.datetime.fromisoformat(value)
 
 
 def micros_to_timestamp_text(micros: int) -> str:
