@@ -318,3 +318,17 @@ def test_query_on_a_missing_table_is_refused(tmp_path: Path) -> None:
         CodegenError, match=r"^queries/broken\.sql:1: query all_users: SQLite cannot prepare it: no such table: users"
     ):
         generate(root)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-2-29T23:59:59.999999Z",
+        "2024-02-29T23:59:59Z",
+        "2024-02-29 23:59:59.999999Z",
+        "2023-02-29T00:00:00.000000Z",
+    ],
+)
+def test_mappers_refuse_non_canonical_timestamps(text: str) -> None:
+    with pytest.raises(ValueError):
+        mappers.thread_from_db((1, "t", text))
