@@ -149,10 +149,9 @@ def _line_of(text: str, name: str, default: int) -> int:
 
 
 class _Analyser:
-    def __init__(self, conn: apsw.Connection, schema: Schema, root: Path) -> None:
+    def __init__(self, conn: apsw.Connection, schema: Schema) -> None:
         self.conn = conn
         self.schema = schema
-        self.root = root
 
     def query(self, fn: Any, rel: str, line: int) -> Query:
         name: str = fn.__name__
@@ -341,7 +340,7 @@ def load_queries(root: Path, schema: Schema, conn: apsw.Connection) -> list[Quer
             if base is not None and base.sql == fn.sql:
                 continue  # aiosql's cursor variant of a select
         by_file[Path(fn.__code__.co_filename).resolve()].append(fn)
-    analyser = _Analyser(conn, schema, root)
+    analyser = _Analyser(conn, schema)
     files: list[QueryFile] = []
     errors: list[str] = []
     for path in paths:
