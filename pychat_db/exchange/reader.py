@@ -245,10 +245,14 @@ class _ArrayScanner:
     validated later by its decoder.
     """
 
-    def __init__(self, stream: IO[bytes], name: str, counter: _Counter) -> None:
+    def __init__(
+        self, stream: IO[bytes], name: str, counter: _Counter, decode: Callable[[bytes], Row] | None = None
+    ) -> None:
         self.stream = stream
         self.name = name
         self.counter = counter
+        self.decode = decode
+        self.row: Row | None = None  # the last element's row, when the fast path decoded it already
         self.buf = b""
         self.pos = 0
         self.line = 1
@@ -328,10 +332,19 @@ class _ArrayScanner:
 
     def _element(self, line: int) -> bytes:
         buf, start = self.buf, self.pos
+        self.row = None
         if buf[start] == ord("{"):
             end = buf.find(b"}", start)
             if end >= 0:
                 candidate = buf[start : end + 1]
+                if self.decode is not None:
+                    try:  # a successful typed decode proves the candidate complete; saves a second parse
+                        self.row = self.decode(candidate)
+                    except FieldError:
+                        pass
+                    else:
+                        self.pos = end + 1
+                        return candidate
                 try:
                     _raw_decoder.decode(candidate)
                 except (msgspec.DecodeError, UnicodeDecodeError):
@@ -491,9 +504,15 @@ class ExportDirectory:
                 if collection.single_object:
                     yield from self._single_object(stream, path.name, codec, counter, stats)
                 elif path.suffix == ".json":
-                    for line, text in _ArrayScanner(stream, path.name, counter).elements():
+                    scanner = _ArrayScanner(stream, path.name, counter, codec.decode)
+                    for line, text in scanner.elements():
                         stats.rows += 1
-                        yield _item(codec, path.name, line, text)
+                        row = scanner.row
+                        yield (
+                            _item(codec, path.name, line, text)
+                            if row is None
+                            else Item(path.name, line, text, row, None)
+                        )
                 else:
                     yield from self._ndjson(stream, path.name, codec, counter, stats)
         except OSError as exc:
