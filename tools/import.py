@@ -211,7 +211,9 @@ def _write_report(path: Path | None, report: ImportReport | None, error: str | N
     data: dict[str, object] = report.to_json() if report is not None else {"ok": False}
     if error is not None and report is None:
         data["problems"] = [error]
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # reports are private, like the db
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def _open_reject_file(path: Path) -> IO[bytes]:
