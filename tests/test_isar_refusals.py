@@ -265,3 +265,11 @@ def test_id_key_is_isar_encoding() -> None:
     assert id_key(2**63 - 1) == bytes([255] * 8)
     assert struct.unpack("<Q", id_key(0))[0] == 1 << 63
     assert json.dumps(None) == "null"
+
+
+def test_map_without_schema_holding_data(tmp_path: Path) -> None:
+    path = write_app_file(tmp_path / "default.isar", sample(b"x"))
+    with IsarWriter(path) as w:
+        w.put_raw("Orphaned", 1, b"\x02\x00")
+    line = refused(path, tmp_path)
+    assert "Orphaned: map Orphaned holds 1 entries but has no schema in _info" in line

@@ -316,6 +316,12 @@ class AppReader:
 
     def _check_schema(self) -> None:
         isar = self.isar
+        for map_name, info in isar.map_info.items():
+            if not map_name.startswith("_") and map_name not in isar.schemas and info.entries:
+                raise IsarFormatError(
+                    f"map {map_name} holds {info.entries} entries but has no schema in _info; they would be lost",
+                    collection=map_name,
+                )
         for name, schema in isar.collections.items():
             cmap = BY_ISAR.get(name)
             if cmap is None:
