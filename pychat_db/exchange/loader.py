@@ -312,11 +312,12 @@ class _Loader:
                 if row is None:
                     self.problem(Problem.of(collection.name, item), stats)
                     continue
+                adopted = False
                 for i, f in empty_links:
                     if row[i] is None:
                         if f.target == THREADS.name and self.options.adopt_orphans:
                             row = (*row[:i], self._recovery_thread(), *row[i + 1 :])
-                            stats.adopted += 1
+                            adopted = True
                             continue
                         hint = f"; {ADOPT_HINT}" if f.target == THREADS.name else ""
                         self.problem(
@@ -329,6 +330,7 @@ class _Loader:
                         break
                 if row is None:
                     continue
+                stats.adopted += adopted
                 current[0] = item
                 yield row
 
