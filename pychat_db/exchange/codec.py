@@ -200,6 +200,13 @@ class RowCodec:
             raise _diagnose_undecodable(self.collection, data, exc) from None
         return self._finish(msgspec.structs.astuple(obj))
 
+    def try_decode(self, data: bytes) -> Row | None:
+        """Like `decode`, but None instead of an explained error (for callers that retry another way)."""
+        try:
+            return self._finish(msgspec.structs.astuple(self._decoder.decode(data)))
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, FieldError):
+            return None
+
     def convert(self, mapping: Mapping[str, Any]) -> Row:
         """One decoded object (camelCase keys, JSON value types, bytes allowed) → row. Raises FieldError."""
         try:

@@ -188,6 +188,7 @@ _STRING_REST = re.compile(rb'(?:[^"\\]++|\\.)*+', re.S)
 _BARE_SCALAR = re.compile(rb"[^ \t\r\n,\]]*")
 _raw_decoder = msgspec.json.Decoder(msgspec.Raw)
 _HASH_QUEUE = 8
+_FAST_ATTEMPTS = 4
 
 
 class _Counter:
@@ -246,7 +247,7 @@ class _ArrayScanner:
     """
 
     def __init__(
-        self, stream: IO[bytes], name: str, counter: _Counter, decode: Callable[[bytes], Row] | None = None
+        self, stream: IO[bytes], name: str, counter: _Counter, decode: Callable[[bytes], Row | None] | None = None
     ) -> None:
         self.stream = stream
         self.name = name
@@ -334,24 +335,25 @@ class _ArrayScanner:
         buf, start = self.buf, self.pos
         self.row = None
         if buf[start] == ord("{"):
+            # Fast path: the element ends at one of the next `}`. A candidate that decodes is complete
+            # (a JSON object is never a proper prefix of another); a `}` inside a string moves on.
             end = buf.find(b"}", start)
-            if end >= 0:
+            for attempt in range(_FAST_ATTEMPTS):
+                if end < 0:
+                    break
                 candidate = buf[start : end + 1]
-                if self.decode is not None:
-                    try:  # a successful typed decode proves the candidate complete; saves a second parse
-                        self.row = self.decode(candidate)
-                    except FieldError:
-                        pass
-                    else:
+                if attempt == 0 and self.decode is not None:
+                    self.row = self.decode(candidate)
+                    if self.row is not None:
                         self.pos = end + 1
                         return candidate
                 try:
                     _raw_decoder.decode(candidate)
                 except (msgspec.DecodeError, UnicodeDecodeError):
-                    pass
+                    end = buf.find(b"}", end + 1)
                 else:
                     self.pos = end + 1
-                    return candidate
+                    return candidate  # complete, but refused: the caller decodes it again for the reason
         return self._scan_element(line)
 
     def _more(self, line: int) -> None:
@@ -504,7 +506,7 @@ class ExportDirectory:
                 if collection.single_object:
                     yield from self._single_object(stream, path.name, codec, counter, stats)
                 elif path.suffix == ".json":
-                    scanner = _ArrayScanner(stream, path.name, counter, codec.decode)
+                    scanner = _ArrayScanner(stream, path.name, counter, codec.try_decode)
                     for line, text in scanner.elements():
                         stats.rows += 1
                         row = scanner.row
