@@ -10,10 +10,12 @@ duplicate among the files.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -141,6 +143,25 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+@contextmanager
+def _atomic(conn: apsw.Connection) -> Iterator[None]:
+    """A savepoint (a transaction when none is open) that is undone if the block raises.
+
+    Not APSW's `with conn:`: after an I/O error or a full disk SQLite has already
+    rolled the transaction back, and `with conn:` would then replace the real error
+    by "cannot rollback - no transaction is active".
+    """
+    conn.execute("SAVEPOINT pychat_db_migration")
+    try:
+        yield
+        conn.execute("RELEASE pychat_db_migration")
+    except BaseException:
+        if conn.in_transaction:
+            with contextlib.suppress(apsw.Error):
+                conn.execute("ROLLBACK TO pychat_db_migration; RELEASE pychat_db_migration")
+        raise
+
+
 def migrate(
     conn: apsw.Connection,
     migrations: Sequence[Migration] | None = None,
@@ -169,7 +190,7 @@ def migrate(
     try:
         for migration in todo:
             try:
-                with conn:
+                with _atomic(conn):
                     conn.execute(_CREATE_BOOKKEEPING)
                     conn.execute(migration.sql)
                     dangling = conn.execute("PRAGMA foreign_key_check").fetchall()

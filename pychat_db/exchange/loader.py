@@ -28,6 +28,7 @@ import apsw
 import msgspec
 
 from pychat_db.connection import connect, create_private
+from pychat_db.errors import PychatDbError
 from pychat_db.exchange.codec import INT64_MAX, INT64_MIN, FieldError, Row
 from pychat_db.exchange.contract import COLLECTIONS, THREADS, Collection, Kind
 from pychat_db.exchange.reader import ExportError, Item, Problem, Source
@@ -519,7 +520,7 @@ def import_source(source: Source, target: str | os.PathLike[str], options: Impor
         report.timings["publish"] = time.perf_counter() - t
         report.ok = True
         return report
-    except OSError as exc:
+    except (OSError, apsw.Error, PychatDbError) as exc:  # I/O error, full disk, failed migration
         raise refuse(f"cannot write: {exc}") from None
     finally:
         report.timings["total"] = time.perf_counter() - started
