@@ -314,6 +314,30 @@ class RepositoryMachine(RuleBasedStateMachine):
         expected = self.messages_in_order([m for m, t in self.links if t == tag_id])
         assert self.db.messages.list_by_tag(tag_id) == expected
 
+    # --- transactions --------------------------------------------------------------------------
+
+    @rule(data=st.data(), when=instants)
+    def rolled_back_transaction(self, data: st.DataObject, when: dt.datetime) -> None:
+        """Writes in a transaction (and a nested one) that raises: nothing of them is kept."""
+
+        class Abort(Exception):
+            pass
+
+        try:
+            with self.db.transaction():
+                thread = self.db.threads.create(Thread(name="doomed", created_at=when))
+                assert thread.id is not None
+                with self.db.transaction():
+                    self.db.messages.create(Message(thread_id=thread.id, text="doomed", timestamp=when))
+                if self.threads:
+                    self.db.threads.delete(data.draw(st.sampled_from(sorted(self.threads))))
+                if self.tags:
+                    self.db.tags.delete(data.draw(st.sampled_from(sorted(self.tags))))
+                raise Abort
+        except Abort:
+            pass
+        assert not self.db.connection.in_transaction
+
     # --- modes and outputs ---------------------------------------------------------------------
 
     @rule(name=names, prompt=names)
