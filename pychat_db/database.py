@@ -1,10 +1,12 @@
-"""`Database`: one SQLite file, migrated, with the repositories the app uses.
+"""`Database`: one SQLite file, migrated, with the repositories the app uses::
 
 with Database("chat.db") as db:
     with db.transaction():
         thread = db.threads.create(Thread(name="Hello", created_at=datetime.now(UTC)))
         db.messages.create(Message(thread_id=thread.id, text="Hi", timestamp=datetime.now(UTC)))
     page = db.threads.list(limit=20)
+    older = db.threads.list(limit=20, before=page[-1])
+    chat = db.messages.list_before(thread.id, limit=50)  # the latest 50, oldest first
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ class Database:
     connection: use it from one thread at a time.
     """
 
-    def __init__(self, path: str | os.PathLike[str] = "chat.db", *, vfs: str | None = None, seed_modes: bool = True):
+    def __init__(
+        self, path: str | os.PathLike[str] = "chat.db", *, vfs: str | None = None, seed_modes: bool = True
+    ) -> None:
         self.path = os.fspath(path)
         try:
             self.connection: apsw.Connection = connect(path, vfs=vfs)
