@@ -628,3 +628,38 @@ def test_progress_renderers() -> None:
     bar.update(1000, 2_000_000)
     assert "[############------------]  50%       1,000 rows" in tty.getvalue()
     assert tty.getvalue().count("\r") == 2 and "MB/s" in tty.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2024-01-01T00:00:00.000000Z", "2024-01-01T00:00:00.000000Z"),
+        ("2024-01-01T05:30:00.000000+05:30", "2024-01-01T00:00:00.000000Z"),
+        ("2024-W01-1T00:00:00.00000Z", "2024-01-01T00:00:00.000000Z"),
+        ("2024-01-01T00:00:00,000000Z", "2024-01-01T00:00:00.000000Z"),
+        ("2024-01-01 00:00:00.000000Z", "2024-01-01T00:00:00.000000Z"),
+        ("0999-12-31T23:00:00-02:00", "1000-01-01T01:00:00.000000Z"),
+        (-1, "1969-12-31T23:59:59.999999Z"),
+        (-62135596800000000, "0001-01-01T00:00:00.000000Z"),
+    ],
+)
+def test_timestamp_forms_normalise(value: str | int, expected: str) -> None:
+    from pychat_db.exchange.codec import timestamp_to_text
+
+    assert timestamp_to_text(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("2024-13-01T00:00:00Z", "not an ISO-8601 timestamp"),
+        ("yesterday", "not an ISO-8601 timestamp"),
+        ("0001-01-01T00:00:00+01:00", "outside years 0001-9999"),
+        (-62135596800000001, "outside years 0001-9999"),
+    ],
+)
+def test_bad_timestamps(value: str | int, reason: str) -> None:
+    from pychat_db.exchange.codec import timestamp_to_text
+
+    with pytest.raises(ValueError, match=reason):
+        timestamp_to_text(value)

@@ -37,7 +37,6 @@ Byte = Annotated[int, msgspec.Meta(ge=0, le=255)]
 MessageType = Literal["text", "audio", "image"]
 assert MessageType.__args__ == MESSAGE_TYPES  # type: ignore[attr-defined]
 
-_CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 _MSGSPEC_PATH = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
 _QUOTED_NAME = re.compile(r"field `(?P<name>[^`]*)`")
 
@@ -70,7 +69,17 @@ def timestamp_to_text(value: str | int, naive: NaiveTimezone = NaiveTimezone.REJ
         parsed = dt.datetime.fromisoformat(value)
     except ValueError as exc:
         raise ValueError(f"not an ISO-8601 timestamp: {value!r} ({exc})") from None
-    if _CANONICAL.fullmatch(value):
+    # Already canonical? fromisoformat checked the digits; the separators fix the layout.
+    if (
+        len(value) == 27
+        and value[26] == "Z"
+        and value[19] == "."
+        and value[10] == "T"
+        and value[4] == "-"
+        and value[7] == "-"
+        and value[13] == ":"
+        and value[16] == ":"
+    ):
         return value
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         if naive is NaiveTimezone.REJECT:
