@@ -11,6 +11,7 @@ with Database("chat.db") as db:
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -100,7 +101,5 @@ class Database:
         if exc is None:
             self.close()
             return
-        try:
+        with contextlib.suppress(PychatDbError):  # the block's own exception is the one to report
             self.close()
-        except PychatDbError:
-            pass  # the block's own exception is the one to report
