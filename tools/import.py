@@ -152,12 +152,21 @@ def summary_lines(report: ImportReport) -> Iterator[str]:
         yield f"timings: {phases}"
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except the uninformative None / False ones."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False:
+            return action.help or ""
+        return super()._get_help_string(action) or ""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Validate an export directory (or an Isar file) and load it into a new SQLite database, "
         "atomically: nothing is written unless every row and every check passed.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("export", metavar="EXPORT_DIR", type=Path, help="export directory, or an .isar file")
     parser.add_argument("--db", required=True, type=Path, metavar="PATH", help="database file to create")
