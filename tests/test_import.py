@@ -663,3 +663,30 @@ def test_bad_timestamps(value: str | int, reason: str) -> None:
 
     with pytest.raises(ValueError, match=reason):
         timestamp_to_text(value)
+
+
+def test_reject_file_keeps_undecodable_text_as_base64(tmp_path: Path) -> None:
+    export = write_export(tmp_path / "x", sample_rows())
+    bad = _msg(id=10).replace(b"hello", b"hel\xfflo")
+    write_lines(export, "messages.ndjson", [*GOOD, bad])
+    rejects, report = tmp_path / "rejects.ndjson", tmp_path / "report.json"
+    result = run_import(export, "--db", tmp_path / "r.db", "--quiet", "--reject-file", rejects, "--report", report)
+    assert result.returncode == 0, result.stderr
+    [record] = [json.loads(line) for line in rejects.read_text().splitlines()]
+    assert record["location"] == "messages.ndjson:4" and record["field"] == "text"
+    assert "text" not in record and base64.b64decode(record["textBase64"]) == bad
+    assert os.stat(rejects).st_mode & 0o777 == 0o600
+    doc = json.loads(report.read_text())
+    assert doc["ok"] is True and doc["rejected"] == ["messages.ndjson:4: text: invalid UTF-8 in the string"]
+
+
+def test_report_written_when_refused(tmp_path: Path) -> None:
+    export = write_export(tmp_path / "x", sample_rows())
+    write_lines(export, "messages.ndjson", [*GOOD, _msg(id=10, type="x")])
+    report = tmp_path / "report.json"
+    result = run_import(export, "--db", tmp_path / "r.db", "--quiet", "--report", report)
+    assert result.returncode == 1
+    doc = json.loads(report.read_text())
+    assert doc["ok"] is False
+    assert doc["problems"] == ["messages.ndjson:4: type: invalid enum value 'x'"]
+    assert doc["collections"]["messages"]["read"] == 4
