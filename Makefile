@@ -21,9 +21,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	rm -f chat.db chat.db-wal chat.db-shm
-	$(PY) -m pychat_db.migrate --db chat.db up
-	$(PY) -m pychat_db.migrate --db chat.db status
+	$(PY) -m tools.import examples/export --db chat.db --force
+	$(PY) -m tools.verify examples/export --db chat.db --samples 50
 
 lint: install
 	$(VENV)/bin/sqlfluff lint schema queries
