@@ -690,3 +690,26 @@ def test_report_written_when_refused(tmp_path: Path) -> None:
     assert doc["ok"] is False
     assert doc["problems"] == ["messages.ndjson:4: type: invalid enum value 'x'"]
     assert doc["collections"]["messages"]["read"] == 4
+
+
+@pytest.mark.parametrize(
+    ("file", "data", "expected"),
+    [
+        (
+            "configuration.json",
+            b'{"id":' + b'{"a":' * 100_000 + b"1" + b"}" * 100_000 + b"}",
+            "configuration.json:1: id: expected `int`, got `object`",
+        ),
+        ("tags.json", b"[" + b"[" * 100_000 + b"]" * 100_000 + b"]", "tags.json:1: expected a JSON object, got array"),
+        ("manifest.json", b"[" * 100_000 + b"]" * 100_000, "manifest.json: invalid manifest: Expected `object`"),
+    ],
+)
+def test_deep_nesting_is_refused(tmp_path: Path, file: str, data: bytes, expected: str) -> None:
+    export = write_export(tmp_path / "x", sample_rows())
+    if file == "tags.json":
+        (export / "tags.ndjson").unlink()
+    (export / file).write_bytes(data)
+    result = run_import(export, "--db", tmp_path / "d.db", "--quiet")
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert result.stderr.startswith(f"Error: {expected}"), result.stderr[:300]
+    assert "Traceback" not in result.stderr

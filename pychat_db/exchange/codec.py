@@ -205,6 +205,8 @@ class RowCodec:
             obj = self._decoder.decode(data)
         except msgspec.ValidationError as exc:
             raise _split_msgspec_error(self.collection, str(exc)) from None
+        except RecursionError:
+            raise FieldError(None, "malformed JSON: nested too deeply") from None
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             raise _diagnose_undecodable(self.collection, data, exc) from None
         return self._finish(msgspec.structs.astuple(obj))
@@ -213,7 +215,7 @@ class RowCodec:
         """Like `decode`, but None instead of an explained error (for callers that retry another way)."""
         try:
             return self._finish(msgspec.structs.astuple(self._decoder.decode(data)))
-        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, FieldError):
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError, FieldError):
             return None
 
     def convert(self, mapping: Mapping[str, Any]) -> Row:

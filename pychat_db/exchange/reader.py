@@ -349,7 +349,7 @@ class _ArrayScanner:
                         return candidate
                 try:
                     _raw_decoder.decode(candidate)
-                except (msgspec.DecodeError, UnicodeDecodeError):
+                except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
                     end = buf.find(b"}", end + 1)
                 else:
                     self.pos = end + 1
@@ -465,7 +465,7 @@ class ExportDirectory:
             manifest = msgspec.json.decode(path.read_bytes().removeprefix(BOM), type=_Manifest)
         except msgspec.ValidationError as exc:
             raise ExportError(Problem(None, MANIFEST_FILE, None, f"invalid manifest: {exc}")) from None
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise ExportError(Problem(None, MANIFEST_FILE, None, f"malformed JSON: {exc}")) from None
         if manifest.format != FORMAT_NAME or manifest.version != FORMAT_VERSION:
             raise ExportError(
@@ -582,7 +582,7 @@ class ExportDirectory:
         line = 1 + text.count(b"\n", 0, start.start())
         try:
             value = msgspec.json.decode(text)
-        except (msgspec.DecodeError, UnicodeDecodeError):
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             pass  # the codec explains what is wrong
         else:
             if value is None or value == {}:
