@@ -63,7 +63,8 @@ def test_unsorted_legacy_export_of_the_same_data_passes(imported: Path, tmp_path
     assert done.returncode == 0, done.stderr
 
 
-def test_one_flipped_byte_in_one_blob(small_export: Path, imported: Path) -> None:
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_one_flipped_byte_in_one_blob(small_export: Path, imported: Path, jobs: str) -> None:
     conn = connect(imported)
     message_id, blob = conn.execute(
         "SELECT id, file_data FROM messages WHERE length(file_data) > 100 ORDER BY id LIMIT 1"
@@ -73,7 +74,7 @@ def test_one_flipped_byte_in_one_blob(small_export: Path, imported: Path) -> Non
     with conn:
         conn.execute("UPDATE messages SET file_data = ? WHERE id = ?", (bytes(flipped), message_id))
     conn.close()
-    done = _verify(small_export, imported)
+    done = _verify(small_export, imported, "--jobs", jobs)
     assert done.returncode == 1
     line = f"messages id {message_id}: fileData: export {len(blob):,} bytes, database {len(blob):,} bytes, "
     line += "first difference at byte 37"
@@ -90,7 +91,7 @@ def test_one_missing_tag_link(small_export: Path, imported: Path) -> None:
     with conn:
         conn.execute("DELETE FROM message_tags WHERE message_id = ? AND tag_id = ?", (message_id, tag_id))
     conn.close()
-    done = _verify(small_export, imported, "--samples", "300")  # every message is sampled
+    done = _verify(small_export, imported, "--samples", "300", "--jobs", "1")  # every message is sampled
     assert done.returncode == 1
     tags = sorted(t for m, t in links if m == message_id)
     assert _mismatches(done) == [

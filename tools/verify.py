@@ -76,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=NaiveTimezone.REJECT.value,
         help="what a timestamp without offset means (use the import's setting)",
     )
+    parser.add_argument(
+        "--jobs", type=int, default=2, help="processes: 2 reads the database in a second process, 1 does all in one"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
     if args.samples < 0:
@@ -90,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 naive=NaiveTimezone(args.naive_timezone),
                 progress_stream=None if args.quiet else sys.stderr,
                 source=source,
+                jobs=args.jobs,
             )
     except (VerifyError, ExportError) as exc:
         print(f"Error: {exc}", file=sys.stderr)

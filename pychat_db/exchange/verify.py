@@ -21,11 +21,14 @@ manifest's counts and file hashes are checked when there is a manifest, and
 
 from __future__ import annotations
 
+import multiprocessing
 import operator
 import random
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +38,7 @@ from pychat_db import migrations
 from pychat_db.connection import connect
 from pychat_db.errors import MigrationError, PychatDbError
 from pychat_db.exchange.codec import NaiveTimezone, Row, row_digest
-from pychat_db.exchange.contract import COLLECTIONS, MESSAGE_TAGS, MESSAGES, Collection, Kind
+from pychat_db.exchange.contract import BY_NAME, COLLECTIONS, MESSAGE_TAGS, MESSAGES, Collection, Kind
 from pychat_db.exchange.reader import ExportDirectory, ExportError, Problem, Source
 
 SECRET_FIELDS = frozenset({("configuration", "apiKey")})
@@ -204,6 +207,55 @@ def select_sql(collection: Collection, where: str = "") -> str:
     return f"SELECT {', '.join(collection.columns)} FROM {collection.table}{where} ORDER BY {key}"
 
 
+READ_CACHE = "PRAGMA cache_size = -4096"  # sequential scans and point lookups: a big cache buys nothing
+_BATCH = 4096
+
+
+def db_digests(conn: apsw.Connection, collection: Collection) -> Iterator[tuple[Any, str]]:
+    """(key, row digest) of every row of the collection's table, in key order.
+
+    The key is the id for id-keyed collections and (messageId, tagId) for message_tags.
+    """
+    getkey = operator.itemgetter(*key_positions(collection))
+    for row in conn.execute(select_sql(collection)):
+        yield getkey(row), row_digest(row)
+
+
+def _digest_worker(db_path: str, names: list[str], out: Pipe) -> None:
+    """Child process: send each collection's `db_digests` in batches, then None; a str on failure."""
+    try:
+        conn = connect(db_path, readonly=True)
+        conn.execute(READ_CACHE).fetchall()
+        conn.execute("BEGIN")
+        for name in names:
+            batch: list[tuple[Any, str]] = []
+            for item in db_digests(conn, BY_NAME[name]):
+                batch.append(item)
+                if len(batch) >= _BATCH:
+                    out.send(batch)
+                    batch = []
+            out.send(batch)
+            out.send(None)
+        conn.close()
+    except Exception as exc:  # reported by the parent as a VerifyError
+        out.send(f"{type(exc).__name__}: {exc}")
+    finally:
+        out.close()
+
+
+def broken_links(conn: apsw.Connection, collection: Collection) -> Iterator[tuple[tuple[Any, ...], str, str, Any]]:
+    """(key, link field, target collection, value) of every stored link pointing at no row."""
+    key_cols = ", ".join(f"c.{collection.field(name).column}" for name in collection.key)
+    for link in collection.links:
+        assert link.target is not None
+        sql = (
+            f"SELECT {key_cols}, c.{link.column} FROM {collection.table} AS c "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {link.target} AS p WHERE p.id = c.{link.column})"
+        )
+        for row in conn.execute(sql):
+            yield tuple(row[:-1]), link.name, link.target, row[-1]
+
+
 class Verifier:
     """One verification run of `export_dir` against `db_path` (see module doc)."""
 
@@ -218,8 +270,10 @@ class Verifier:
         progress: bool = False,
         progress_stream: Any = None,
         source: Source | None = None,
+        jobs: int = 2,
     ) -> None:
         self.export_dir = Path(export_dir)
+        self.jobs = jobs
         self.db_path = Path(db_path)
         self.samples = samples
         self.rng = random.Random(seed)
@@ -230,6 +284,12 @@ class Verifier:
         except ExportError as exc:
             raise VerifyError(str(exc)) from None
         self.conn = open_database(self.db_path)
+        self.conn.execute(READ_CACHE).fetchall()
+        self._pipe: Pipe | None = None
+        self._worker: Any = None
+        self._links_thread: threading.Thread | None = None
+        self._link_results: dict[str, tuple[int, list[tuple[tuple[Any, ...], str, str, Any]]]] = {}
+        self._link_error: BaseException | None = None
         self.spill = apsw.Connection("")  # a private temporary on-disk database, deleted on close
         for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -16384", "temp_store = FILE"):
             self.spill.execute(f"PRAGMA {pragma}").fetchall()
@@ -238,8 +298,74 @@ class Verifier:
         self._sample_tags: dict[int, set[int]] = {}
 
     def close(self) -> None:
+        if self._worker is not None and self._worker.is_alive():
+            self._worker.terminate()
+        if self._worker is not None:
+            self._worker.join()
+        if self._pipe is not None:
+            self._pipe.close()
+        if self._links_thread is not None:
+            self._links_thread.join()
         self.spill.close()
         self.conn.close()
+
+    # -- the database side ------------------------------------------------------------------
+    def _start_workers(self) -> None:
+        """With jobs > 1: database digests in a child process, link checks in a thread.
+
+        Both read the database through their own read-only connections while this
+        process reads the export, so the work is spread over two cores. (Each
+        connection reads its own snapshot: verify a database nobody is writing.)
+        """
+        if self.jobs <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+            return
+        ctx = multiprocessing.get_context("fork")
+        receiver, sender = ctx.Pipe(duplex=False)
+        names = [c.name for c in COLLECTIONS]
+        self._worker = ctx.Process(target=_digest_worker, args=(str(self.db_path), names, sender), daemon=True)
+        self._worker.start()
+        sender.close()
+        self._pipe = receiver
+        self._links_thread = threading.Thread(target=self._link_worker, name="verify-links", daemon=True)
+        self._links_thread.start()
+
+    def _link_worker(self) -> None:
+        try:
+            conn = connect(self.db_path, readonly=True)
+            conn.execute(READ_CACHE).fetchall()
+            for collection in COLLECTIONS:
+                self._link_results[collection.name] = self._collect_links(conn, collection)
+            conn.close()
+        except BaseException as exc:  # re-raised in run()
+            self._link_error = exc
+
+    @staticmethod
+    def _collect_links(
+        conn: apsw.Connection, collection: Collection
+    ) -> tuple[int, list[tuple[tuple[Any, ...], str, str, Any]]]:
+        count = 0
+        listed: list[tuple[tuple[Any, ...], str, str, Any]] = []
+        for found in broken_links(conn, collection):
+            count += 1
+            if len(listed) < LISTED_PER_KIND:
+                listed.append(found)
+        return count, listed
+
+    def _stored(self, collection: Collection) -> Iterator[tuple[Any, str]]:
+        """`db_digests` of the collection: from the child process when there is one."""
+        if self._pipe is None:
+            yield from db_digests(self.conn, collection)
+            return
+        while True:
+            try:
+                message = self._pipe.recv()
+            except EOFError:
+                raise VerifyError(f"{self.db_path}: the database reader stopped unexpectedly") from None
+            if message is None:
+                return
+            if isinstance(message, str):
+                raise VerifyError(f"{self.db_path}: {message}")
+            yield from message
 
     # -- reading the export -----------------------------------------------------------------
     def _export_rows(self, collection: Collection) -> Iterator[tuple[Row, str, int]]:
@@ -296,9 +422,9 @@ class Verifier:
         tags = self._sample_tags if collection is MESSAGE_TAGS else {}
         differing: list[tuple[Any, ...]] = []
         batch: list[tuple[Any, ...]] = []
-        stored = self.conn.execute(select_sql(collection))
+        stored = self._stored(collection)
         d = next(stored, None)
-        d_key = getkey(d) if d is not None else None
+        d_key = d[0] if d is not None else None
         seen = 0
         try:
             for item in self.source.items(collection):
@@ -315,14 +441,14 @@ class Verifier:
                 key = getkey(row)
                 if d is not None and key == d_key:
                     check.db_rows += 1
-                    if row_digest(row) == row_digest(d):
+                    if row_digest(row) == d[1]:
                         check.matching += 1
                     else:
                         check.differing += 1
                         if len(differing) < DETAILED_PER_COLLECTION:
                             differing.append(key if n > 1 else (key,))
                     d = next(stored, None)
-                    d_key = getkey(d) if d is not None else None
+                    d_key = d[0] if d is not None else None
                     continue
                 batch.append((*(key if n > 1 else (key,)), row_digest(row), item.location))
                 if len(batch) >= 10_000:
@@ -334,16 +460,17 @@ class Verifier:
         self._merge_rest(collection, check, table, stored, d, differing)
         if differing:
             self._detail(collection, differing)
-        self._links(collection, check)
+        if self._links_thread is None:
+            self._record_links(collection, check, self._collect_links(self.conn, collection))
         self.spill.execute(f"DROP TABLE {table}")
         check.seconds = time.perf_counter() - started
         self.report.collections.append(check)
         if self.progress and self.stream is not None:
             rate = check.export_rows / check.seconds if check.seconds > 0 else 0.0
-            status = "ok" if check.ok else "MISMATCH"
+            differs = check.only_in_export + check.only_in_db + check.differing
             print(
                 f"verified {collection.name}: {check.export_rows} rows in {check.seconds:.1f} s "
-                f"({rate:,.0f} rows/s) {status}",
+                f"({rate:,.0f} rows/s), {differs} differ",
                 file=self.stream,
             )
         return check
@@ -385,7 +512,6 @@ class Verifier:
         n = len(collection.key)
         keys = ", ".join(f"k{i}" for i in range(n))
         exported = self.spill.execute(f"SELECT {keys}, digest, location FROM {table} ORDER BY {keys}")
-        positions = key_positions(collection)
         lookup = select_sql(
             collection, " WHERE " + " AND ".join(f"{collection.field(k).column} = ?" for k in collection.key)
         )
@@ -393,7 +519,7 @@ class Verifier:
         e = next(exported, None)
         while e is not None or d is not None:
             e_key = tuple(e[:n]) if e is not None else None
-            d_key = tuple(d[p] for p in positions) if d is not None else None
+            d_key = (tuple(d[0]) if n > 1 else (d[0],)) if d is not None else None
             if d_key is None or (e_key is not None and e_key < d_key):
                 assert e is not None and e_key is not None
                 if self.conn.execute(lookup, e_key).fetchone() is not None:
@@ -419,7 +545,7 @@ class Verifier:
                 continue
             assert e is not None and d is not None
             check.db_rows += 1
-            if row_digest(tuple(d)) == e[n]:
+            if d[1] == e[n]:
                 check.matching += 1
             else:
                 check.differing += 1
@@ -448,26 +574,16 @@ class Verifier:
             for name, detail in diffs or [("row", "content digest differs")]:
                 self._add(collection, key, name, detail)
 
-    def _links(self, collection: Collection, check: CollectionCheck) -> None:
-        key_cols = ", ".join(f"c.{collection.field(name).column}" for name in collection.key)
-        for link in collection.links:
-            assert link.target is not None
-            sql = (
-                f"SELECT {key_cols}, c.{link.column} FROM {collection.table} AS c "
-                f"WHERE NOT EXISTS (SELECT 1 FROM {link.target} AS p WHERE p.id = c.{link.column})"
-            )
-            listed = 0
-            for row in self.conn.execute(sql):
-                check.broken_links += 1
-                if listed < LISTED_PER_KIND:
-                    listed += 1
-                    key = tuple(row[:-1])
-                    self._add(
-                        collection,
-                        key,
-                        link.name,
-                        f"links to {link.target} id {row[-1]}, which is not in the database",
-                    )
+    def _record_links(
+        self,
+        collection: Collection,
+        check: CollectionCheck,
+        found: tuple[int, list[tuple[tuple[Any, ...], str, str, Any]]],
+    ) -> None:
+        count, listed = found
+        check.broken_links = count
+        for key, name, target, value in listed:
+            self._add(collection, key, name, f"links to {target} id {value}, which is not in the database")
 
     def _add(self, collection: Collection, key: tuple[Any, ...], name: str | None, detail: str) -> None:
         self.report.mismatches.append(Mismatch(collection.name, describe_key(collection, key), name, detail))
@@ -500,6 +616,7 @@ class Verifier:
     # -- the whole run ----------------------------------------------------------------------
     def run(self) -> VerifyReport:
         started = time.perf_counter()
+        self._start_workers()
         self.conn.execute("BEGIN")
         try:
             for collection in COLLECTIONS:
@@ -507,6 +624,13 @@ class Verifier:
             self.check_samples()
         finally:
             self.conn.execute("COMMIT")
+        if self._links_thread is not None:
+            self._links_thread.join()
+            if self._link_error is not None:
+                raise VerifyError(f"{self.db_path}: checking links: {self._link_error}")
+            checks = {c.collection: c for c in self.report.collections}
+            for collection in COLLECTIONS:
+                self._record_links(collection, checks[collection.name], self._link_results[collection.name])
         try:
             problems = self.source.final_checks()
         except ExportError as exc:
@@ -525,6 +649,7 @@ def verify(
     naive: NaiveTimezone = NaiveTimezone.REJECT,
     progress_stream: Any = None,
     source: Source | None = None,
+    jobs: int = 2,
 ) -> VerifyReport:
     """Compare `db_path` with `export_dir` (reads both, writes nothing); raises VerifyError if it cannot.
 
@@ -539,6 +664,7 @@ def verify(
         progress=progress_stream is not None,
         progress_stream=progress_stream,
         source=source,
+        jobs=jobs,
     )
     try:
         return verifier.run()
