@@ -5,13 +5,21 @@ so every value is normalised exactly as the import normalised it, and each row i
 summarised by the same content digest (`codec.row_digest`: every field, type-tagged).
 Per collection:
 
-1. the export's rows are streamed once; each row's key, digest and line go into a
-   temporary on-disk SQLite table (the export may be in any order: the legacy store
-   writes creation order), so memory stays bounded however large the export;
-2. that table, in key order, is merged with the database table read in primary-key
-   order (no sort): a key on one side only, or a digest that differs, is a mismatch;
+1. the export's rows are streamed once and merged, as they come, with the database
+   table read in primary-key order (no sort): a row whose key is the database cursor's
+   is compared at once (content digests); any other export row (out of order: the
+   legacy store writes creation order; or absent from the database) goes, with its
+   key, digest and location, to a temporary on-disk SQLite table, so memory stays
+   bounded however large or unsorted the export;
+2. at the end that table, in key order, is merged with the database rows not matched
+   yet: a key on one side only, or a digest that differs, is a mismatch (a key the
+   database holds but an earlier export row already matched is a duplicate id);
 3. for the first rows whose digests differ, the export is read again to find those
    rows and the differing fields are named (the API key's value never is).
+
+With `jobs` > 1 the database side (scan and digests) runs in a forked child process
+and the link checks in a thread, each on its own read-only connection, while this
+process parses the export: the two halves of the work use two cores.
 
 Then every link stored in the database is checked to point at an existing row
 (equal rows on both sides mean the export's links are the same ones), the

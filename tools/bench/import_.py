@@ -47,22 +47,30 @@ class Run:
 
 
 def _hwm_kib(pid: int) -> int:
-    """VmHWM (peak resident set) of a live process, in KiB; 0 when it cannot be read."""
+    """VmHWM (peak resident set) of a live process plus that of its live children, in KiB.
+
+    Summing the children's peaks (tools.verify forks one) is an upper bound: pages a
+    forked child shares with its parent count twice. 0 when /proc cannot be read.
+    """
+    total = 0
     try:
         with open(f"/proc/{pid}/status", "rb") as status:
             for line in status:
                 if line.startswith(b"VmHWM:"):
-                    return int(line.split()[1])
+                    total += int(line.split()[1])
+                    break
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except (OSError, ValueError):
-        pass
-    return 0
+        return total
+    return total + sum(_hwm_kib(int(child)) for child in children)
 
 
 def run_child(argv: Sequence[str], log: Path) -> Run:
     """Run `argv` to completion (output to `log`); its wall time and its own peak RSS.
 
-    The peak is the child's VmHWM, polled every 20 ms until it exits: exact for the
-    exec'd program (ru_maxrss from wait4 would also count the parent's memory at fork).
+    The peak is the child's VmHWM (plus its own children's), polled every 20 ms until it
+    exits: exact for the exec'd program, where ru_maxrss from wait4 would also count this
+    process's memory at fork.
     Where /proc is missing, falls back to wait4's ru_maxrss.
     """
     with log.open("ab") as out:
