@@ -118,7 +118,7 @@ class MdbxStore:
     libmdbx finish an interrupted commit (recovery); only do that on a private copy.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, writable: bool = False, remap_bytes: int = 16 << 20) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, writable: bool = False, remap_bytes: int = 4 << 20) -> None:
         import clibmdbx
 
         self._mdbx = clibmdbx
@@ -249,7 +249,7 @@ def _stat_key(path: Path) -> tuple[int, int, int]:
 
 @contextlib.contextmanager
 def private_copy(
-    source: str | os.PathLike[str], *, tmp_dir: str | None = None, remap_bytes: int = 16 << 20
+    source: str | os.PathLike[str], *, tmp_dir: str | None = None, remap_bytes: int = 4 << 20
 ) -> Iterator[PrivateCopy]:
     """Copy `source` into a fresh private temp directory, open the copy, yield it, delete the directory.
 
