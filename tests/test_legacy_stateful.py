@@ -66,6 +66,18 @@ class SameAnswers(RuleBasedStateMachine):
     @initialize()
     def seeded(self) -> None:
         assert self.legacy.modes.seed_builtins() == sorted(self.sql.modes.list(), key=lambda m: m.id or 0)
+        self.populate()
+
+    def populate(self) -> None:
+        """A few threads, tags and messages to start from, so that most rules find something to act on."""
+        for i in range(3):
+            self.create("threads", Thread(name=f"t{i}", created_at=INSTANTS[i]))
+            self.create("tags", Tag(name=f"g{i}"))
+        threads, tags = self.thread_ids(), self.tag_ids()
+        for i in range(6):
+            tags_of = (Tag(id=tags[i % 3], name="?"),)
+            message = Message(thread_id=threads[i % 3], text=f"m{i}", timestamp=INSTANTS[i % 2], tags=tags_of)
+            assert self.create("messages", message)[0] == "ok"
 
     def teardown(self) -> None:
         self.sql.close()
