@@ -78,3 +78,24 @@ def test_verify_refuses_a_non_isar_file(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("Error: ") and "not a readable MDBX" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_import_and_verify_say_when_the_file_needed_recovery(tmp_path: Path) -> None:
+    from tests.support.isar_writer import CONTRACT_TO_ISAR, IsarWriter, app_schemas
+
+    data = linked_sample()
+    live, crashed = tmp_path / "live.isar", tmp_path / "default.isar"
+    w = IsarWriter(live, unsynced=True)
+    for s in app_schemas().values():
+        w.collection(s)
+    for name in ("threads", "modes", "tags"):
+        for row in data[name]:
+            w.put(CONTRACT_TO_ISAR[name], row["id"], row)
+    w.close(crash_copy=crashed)
+    before = crashed.read_bytes()
+    db = tmp_path / "chat.db"
+    for module, args in (("tools.import", ()), ("tools.verify", ("--quiet",))):
+        result = run_module(module, crashed, "--db", db, *args)
+        assert result.returncode == 0, result.stderr
+        assert "left mid-write" in result.stderr and "untouched" in result.stderr
+    assert crashed.read_bytes() == before

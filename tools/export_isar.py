@@ -40,13 +40,8 @@ from pychat_db.exchange.writer import (
 )
 from pychat_db.isar.app import OpenedFile, open_isar
 from pychat_db.isar.format import IsarFormatError
-from pychat_db.isar.source import isar_source
+from pychat_db.isar.source import RECOVERED_NOTE, isar_source
 from pychat_db.isar.storage import StorageError
-
-RECOVERED_NOTE = (
-    "note: {name}: the file was left mid-write (the app crashed or is still running); "
-    "read a repaired private copy, the file itself is untouched"
-)
 
 
 def inspect_lines(opened: OpenedFile, name: str) -> Iterator[str]:

@@ -206,9 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _open_source(path: Path, naive: NaiveTimezone) -> Iterator[Source]:
     if path.is_file() and path.suffix == ".isar":
         from pychat_db.isar.app import open_isar
-        from pychat_db.isar.source import isar_source
+        from pychat_db.isar.source import RECOVERED_NOTE, isar_source
 
         with open_isar(path) as opened:
+            if opened.recovered:
+                print(RECOVERED_NOTE.format(name=path), file=sys.stderr)
             yield isar_source(opened, path.name, naive)
         return
     yield ExportDirectory(path, naive)

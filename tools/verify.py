@@ -23,7 +23,7 @@ from pychat_db.exchange.reader import ExportError, Source
 from pychat_db.exchange.verify import VerifyError, VerifyReport, verify
 from pychat_db.isar.app import open_isar
 from pychat_db.isar.format import IsarFormatError
-from pychat_db.isar.source import isar_source
+from pychat_db.isar.source import RECOVERED_NOTE, isar_source
 from pychat_db.isar.storage import StorageError
 
 MAX_PRINTED = 50
@@ -54,6 +54,8 @@ def _open_source(path: Path, naive: NaiveTimezone) -> Iterator[Source | None]:
     """The Isar file's source when `path` is an .isar file (read through a private copy), else None."""
     if path.is_file() and path.suffix == ".isar":
         with open_isar(path) as opened:
+            if opened.recovered:
+                print(RECOVERED_NOTE.format(name=path), file=sys.stderr)
             yield isar_source(opened, os.fspath(path), naive)
         return
     yield None

@@ -20,6 +20,11 @@ from pychat_db.isar.app import OpenedFile
 from pychat_db.isar.format import IsarFormatError
 from pychat_db.isar.storage import StorageError
 
+RECOVERED_NOTE = (
+    "note: {name}: the file was left mid-write (the app crashed or is still running); "
+    "read a repaired private copy, the file itself is untouched"
+)
+
 
 def refusal(name: str, exc: IsarFormatError | StorageError, collection: str | None = None) -> ExportError:
     """The reader's error as the exchange's ExportError (`NAME: Collection id N: field: reason`)."""
