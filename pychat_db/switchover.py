@@ -401,14 +401,21 @@ class DualWriteRepositories:
             self._apply_or_queue(batch)
 
     def close(self) -> None:
-        """Close both sides (queued writes are lost: drain first; they are listed on the log)."""
-        for batch in self._queue:
-            for write in batch:
-                print(f"pychat_db: closing with a queued secondary write: {write.what}", file=self._log or sys.stderr)
+        """Close both sides. Queued secondary writes cannot outlive the process: when some are
+        left (drain() first), each is listed on the log and SecondaryWriteError is raised after
+        closing, since the sides now differ (re-populate SQLite from the legacy store)."""
+        left = [write.what for batch in self._queue for write in batch]
+        for what in left:
+            print(f"pychat_db: closing with a queued secondary write: {what}", file=self._log or sys.stderr)
         try:
             self.primary.close()
         finally:
             self.secondary.close()
+        if left:
+            raise SecondaryWriteError(
+                f"closed with {len(left)} queued secondary write(s) not applied (first: {left[0]}); "
+                "the two sides differ: re-import the legacy store into SQLite before dual writes resume"
+            )
 
 
 class _Failed(Exception):

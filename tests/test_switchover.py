@@ -215,6 +215,19 @@ def test_a_secondary_failure_is_queued_in_order_and_drained(dual_sides: Sides) -
     assert equal_sides(legacy, db, root)
 
 
+def test_closing_with_queued_writes_is_an_error(dual_sides: Sides) -> None:
+    legacy, db, root = dual_sides
+    db.threads.create(Thread(id=FREE_ID, name="only in SQLite", created_at=T0))
+    log = io.StringIO()
+    dual = DualWriteRepositories(legacy, db, on_failure="queue", log=log)
+    dual.threads.create(Thread(id=FREE_ID, name="dual", created_at=T0))
+    expected = rf"^closed with 1 queued secondary write\(s\) not applied \(first: threads.create id={FREE_ID}\)"
+    with pytest.raises(SecondaryWriteError, match=expected):
+        dual.close()
+    assert f"closing with a queued secondary write: threads.create id={FREE_ID}" in log.getvalue()
+    assert LegacyStore.load(root / "legacy").get(THREADS, FREE_ID) is not None  # the primary was still saved
+
+
 # --- shadow reads -----------------------------------------------------------------------------
 
 
