@@ -216,3 +216,22 @@ def test_every_fault_point_leaves_before_or_after(tmp_path: Path, vfs: FaultyVFS
     total, outcomes = fault_loop(tmp_path, vfs, journal_mode, sample=None, persistent=(False, True))
     print(f"{journal_mode}: {total} fault points x 2 errors x 2 persistences: {dict(outcomes)}")
     assert sum(outcomes.values()) == total * 4
+
+
+def test_connect_honours_the_vfs_environment_variable(
+    tmp_path: Path, vfs: FaultyVFS, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`PYCHAT_DB_VFS` routes connections opened without `vfs=` (a tool's `main()`) through a test VFS."""
+    from pychat_db.connection import VFS_ENVIRONMENT_VARIABLE, connect
+
+    monkeypatch.setenv(VFS_ENVIRONMENT_VARIABLE, vfs.name)
+    vfs.arm(None)
+    conn = connect(tmp_path / "env.db")
+    assert conn.open_vfs == vfs.name
+    conn.execute("CREATE TABLE t (x INTEGER)")
+    conn.close()
+    assert vfs.points > 0
+    monkeypatch.delenv(VFS_ENVIRONMENT_VARIABLE)
+    conn = connect(tmp_path / "env.db")
+    assert conn.open_vfs != vfs.name
+    conn.close()
