@@ -176,3 +176,33 @@ def test_power_cut_during_an_import_leaves_the_previous_database(
     vfs.arm(None)
     print(f"power cuts during an import: {total} points, {trials} trials, previous database untouched in all")
     assert trials >= 30
+
+
+def test_the_import_syncs_the_file_before_the_rename_and_the_directory_after(
+    exports: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The publish order that makes a reported success durable: fsync(temp), rename, fsync(directory)."""
+    _, small = exports
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        events.append(("rename", f"{os.fspath(src)} -> {os.fspath(dst)}"))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    directory = tmp_path / "out"
+    directory.mkdir()
+    target = directory / "chat.db"
+    assert run_import(small, target) == (0, "")
+    renames = [i for i, (kind, _) in enumerate(events) if kind == "rename" and str(target) in events[i][1]]
+    assert len(renames) == 1, events
+    at = renames[0]
+    temp = events[at][1].split(" -> ")[0]
+    assert ("fsync", temp) in events[:at], f"the file was not synced before the rename: {events}"
+    assert ("fsync", str(directory)) in events[at + 1 :], f"the directory was not synced after the rename: {events}"

@@ -226,3 +226,21 @@ def test_tool_outputs_are_0600_and_never_show_the_api_key(tmp_path: Path, umask_
         assert key not in text and key[:12] not in text, report
     assert (t / "rejects.ndjson").stat().st_size > 0
     assert not (t / "refused.db").exists()
+
+
+def test_the_api_key_is_redacted_in_the_model_and_in_errors(tmp_path: Path) -> None:
+    from pychat_db.errors import PychatDbError
+    from pychat_db.models import Configuration
+
+    key = "sk-secret-0123456789abcdefghij"
+    config = Configuration(api_key=key, model_name="m")
+    assert key not in repr(config) and key not in str(config)
+    with Database(tmp_path / "chat.db") as db:
+        db.configuration.upsert(config)
+        assert key not in repr(db.configuration.get())
+        db.connection.execute(
+            "CREATE TRIGGER no_second BEFORE UPDATE ON configuration BEGIN SELECT RAISE(ABORT, 'no'); END"
+        )
+        with pytest.raises(PychatDbError) as caught:
+            db.configuration.upsert(Configuration(api_key=key + "-2", model_name="m2"))
+        assert key not in str(caught.value) and key not in repr(caught.value)
