@@ -244,3 +244,14 @@ def test_the_api_key_is_redacted_in_the_model_and_in_errors(tmp_path: Path) -> N
         with pytest.raises(PychatDbError) as caught:
             db.configuration.upsert(Configuration(api_key=key + "-2", model_name="m2"))
         assert key not in str(caught.value) and key not in repr(caught.value)
+
+
+def test_an_imported_database_is_ours(tmp_path: Path) -> None:
+    """The importer drops and rebuilds indexes; the result must still pass the schema check."""
+    export = make_export(tmp_path / "export", messages=30)
+    db = tmp_path / "chat.db"
+    result = run_module("tools.import", export, "--db", db, "--quiet")
+    assert result.returncode == 0, result.stderr
+    conn = connect(db, readonly=True)
+    assert schema_differences(conn) == []
+    conn.close()
