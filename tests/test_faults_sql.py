@@ -204,7 +204,7 @@ def test_with_conn_hides_the_io_error(tmp_path: Path, vfs: FaultyVFS) -> None:
 @pytest.mark.parametrize("journal_mode", ["delete", "wal"])
 def test_fault_sample_leaves_before_or_after(tmp_path: Path, vfs: FaultyVFS, journal_mode: str) -> None:
     CLOSE_ERRORS.clear()
-    total, outcomes = fault_loop(tmp_path, vfs, journal_mode, sample=30, persistent=(False,))
+    total, outcomes = fault_loop(tmp_path, vfs, journal_mode, sample=20, persistent=(False, True))
     assert total > 250
     assert outcomes["failed, rolled back"] > 0
 
