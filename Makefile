@@ -4,13 +4,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help install demo test lint typecheck codegen fuzz bench clean
+.PHONY: help install demo test lint typecheck codegen fuzz reliability bench clean
 
 help:
 	@echo "make install   create .venv with the project and its dev tools (idempotent)"
 	@echo "make demo      install, then import examples/export into chat.db, verify it, print the summary"
 	@echo "make test      install, then sqlfluff, ruff, mypy --strict, codegen --check and pytest"
 	@echo "make codegen   regenerate pychat_db/generated/, schema snapshots and docs/schema.md"
+	@echo "make fuzz      the long fuzz runs of the importer (export dirs and .isar files)"
+	@echo "make reliability  every fault point, power-loss and concurrency trial (docs/reliability.md)"
+	@echo "make bench     every benchmark (long: generates about 3 GB under /tmp)"
 
 install: $(STAMP)
 
@@ -37,7 +40,19 @@ codegen: install
 
 test: lint typecheck
 	$(PY) -m codegen --check
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m 'not slow'
+
+fuzz: install
+	PYCHAT_FUZZ_EXAMPLES=3000 $(PY) -m pytest -q -s tests/test_fuzz_import.py tests/test_fuzz_isar.py
+
+reliability: install
+	$(PY) -m pytest -q -s -m slow tests/test_faults_sql.py tests/test_faults_repos.py tests/test_faults_import.py \
+		tests/test_powerloss_sql.py tests/test_powerloss_repos.py tests/test_powerloss_import.py tests/test_concurrency.py
+
+bench: install
+	$(PY) -m tools.bench repos
+	$(PY) -m tools.bench import
+	$(PY) -m tools.bench isar
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis chat.db chat.db-wal chat.db-shm

@@ -31,10 +31,14 @@ from pychat_db.repositories.sqlite import (
     SQLiteTagRepository,
     SQLiteThreadRepository,
 )
+from pychat_db.schema_check import check_schema
 
 
 class Database:
     """Open `path` (created 0600 when missing) with the project's pragmas, migrate it, seed the built-in modes.
+
+    A file whose schema is not ours (an unexpected table, index, trigger or view)
+    is refused with SchemaMismatch before anything is written to it.
 
     `vfs` names a registered APSW VFS. `seed_modes=False` leaves an empty `modes`
     table empty (an import brings its own). Repositories: `configuration`,
@@ -51,6 +55,7 @@ class Database:
         except apsw.Error as exc:
             raise translate(exc) from exc
         try:
+            check_schema(self.connection)
             migrate(self.connection)
             self._session = Session(self.connection)
             self.configuration = SQLiteConfigurationRepository(self._session)

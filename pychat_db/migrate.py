@@ -9,7 +9,8 @@ from pathlib import Path
 
 from pychat_db import migrations
 from pychat_db.connection import connect, is_file_path
-from pychat_db.errors import MigrationError
+from pychat_db.errors import MigrationError, SchemaMismatch
+from pychat_db.schema_check import check_schema
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -28,6 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             conn = connect(args.db, readonly=args.command == "status" or args.dry_run)
         state = migrations.status(conn)
+        check_schema(conn)
         if args.command == "status":
             print(f"database: {args.db}")
             print(f"version:  {state.current} (head {state.head})")
@@ -37,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"  pending {todo.version:04d}_{todo.name}")
             return 0
         applied = migrations.migrate(conn, dry_run=args.dry_run)
-    except (MigrationError, FileNotFoundError) as exc:
+    except (MigrationError, SchemaMismatch, FileNotFoundError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
     verb = "would apply" if args.dry_run else "applied"

@@ -112,9 +112,6 @@ def test_statistics_tables_are_allowed(db_path: Path) -> None:
     conn.close()
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 8: Database() must call pychat_db.schema_check.check_schema before migrate()"
-)
 def test_database_refuses_a_hostile_file(db_path: Path) -> None:
     conn = connect(db_path)
     conn.execute(HOSTILE["trigger"][0])
