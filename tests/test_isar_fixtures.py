@@ -119,6 +119,7 @@ def test_inspect_real_files(path: Path) -> None:
     if path == PERSON:
         assert "MDBX page size 4096" in out
         assert "collection Person: 5 objects" in out
+        assert "app mapping: refused: Person id 2: collection Person is not known to the app mapping" in out
         assert "property name" in out and "String" in out
     else:
         assert "MDBX page size 16384" in out

@@ -273,3 +273,13 @@ def test_map_without_schema_holding_data(tmp_path: Path) -> None:
         w.put_raw("Orphaned", 1, b"\x02\x00")
     line = refused(path, tmp_path)
     assert "Orphaned: map Orphaned holds 1 entries but has no schema in _info" in line
+
+
+def test_inspect_accepts_an_app_file(tmp_path: Path) -> None:
+    path = write_app_file(tmp_path / "default.isar", sample(b"x"), type_type="Byte")
+    result = run_module("tools.export_isar", path, "--inspect")
+    assert result.returncode == 0, result.stderr
+    assert "app mapping: schema accepted" in result.stdout
+    assert "link     tags" in result.stdout and "-> Tag" in result.stdout
+    assert "property type" in result.stdout and "Byte" in result.stdout
+    assert API_KEY not in result.stdout

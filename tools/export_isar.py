@@ -70,6 +70,12 @@ def inspect_lines(opened: OpenedFile, name: str) -> Iterator[str]:
     )
     for m in others:
         yield f"map {m}: {isar.map_info[m].entries} entries (no schema in _info)"
+    try:
+        _ = opened.app
+    except IsarFormatError as exc:
+        yield f"app mapping: refused: {exc}"
+    else:
+        yield "app mapping: schema accepted (every object is checked by --out, tools.import and tools.verify)"
 
 
 def source_rows(source: MappingSource, collection: Collection) -> Iterator[Row]:
