@@ -57,7 +57,26 @@ def micros_to_timestamp_text(micros: int) -> str:
     """
     if not MIN_MICROS <= micros <= MAX_MICROS:
         raise ValueError(f"{micros} µs since the epoch is outside years 0001-9999")
-    return timestamp_to_db(EPOCH + dt.timedelta(microseconds=micros))
+    # The same text as `timestamp_to_db(EPOCH + timedelta(microseconds=micros))`, about 3x faster (the
+    # import of an Isar file converts every timestamp): the day's text comes from a small cache (the rows
+    # of one store share few days), the time of day is integer arithmetic; floor division keeps pre-1970
+    # instants right. Checked equal on the range ends and 400k random values.
+    days, rem = divmod(micros, _MICROS_PER_DAY)
+    day = _day_texts.get(days)
+    if day is None:
+        if len(_day_texts) >= _DAY_CACHE_SIZE:
+            _day_texts.clear()
+        date = dt.date.fromordinal(days + _EPOCH_ORDINAL)
+        day = _day_texts[days] = f"{date.year:04d}-{date.month:02d}-{date.day:02d}T"
+    seconds, fraction = divmod(rem, 1_000_000)
+    # printf-style: measurably faster here than an f-string with format specs.
+    return "%s%02d:%02d:%02d.%06dZ" % (day, seconds // 3600, seconds // 60 % 60, seconds % 60, fraction)  # noqa: UP031
+
+
+_MICROS_PER_DAY = 86_400_000_000
+_EPOCH_ORDINAL = EPOCH.toordinal()
+_DAY_CACHE_SIZE = 4096
+_day_texts: dict[int, str] = {}  # days since the epoch → "YYYY-MM-DDT"
 
 
 def timestamp_text_to_micros(value: str) -> int:

@@ -19,7 +19,7 @@ import enum
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -115,11 +115,15 @@ def _annotation(collection: Collection, f: Field) -> tuple[Any, Any]:
     return base, required
 
 
-def _struct_for(collection: Collection) -> type[msgspec.Struct]:
-    fields = []
+def _struct_for(collection: Collection, array_like: bool = False) -> type[msgspec.Struct]:
+    """The typed Struct of a collection's objects; `array_like`: given as values in field order, all present."""
+    fields: list[tuple[Any, ...]] = []
     for f in collection.fields:
         kind, default = _annotation(collection, f)
-        fields.append((f.column, kind, default) if default is not msgspec.NODEFAULT else (f.column, kind))
+        if default is msgspec.NODEFAULT or array_like:
+            fields.append((f.column, kind))
+        else:
+            fields.append((f.column, kind, default))
     # Required fields must precede optional ones in a Struct definition; `kw_only` lifts that.
     return msgspec.defstruct(
         f"{collection.name}_row",
@@ -127,7 +131,7 @@ def _struct_for(collection: Collection) -> type[msgspec.Struct]:
         kw_only=True,
         forbid_unknown_fields=True,
         rename={f.column: f.name for f in collection.fields},
-        array_like=False,
+        array_like=array_like,
     )
 
 
@@ -193,6 +197,8 @@ class RowCodec:
         self.naive = naive
         self.struct = _struct_for(collection)
         self._decoder = msgspec.json.Decoder(self.struct)
+        self._values_struct = _struct_for(collection, array_like=True)
+        self._names = tuple(f.name for f in collection.fields)
         self._timestamps = tuple(i for i, f in enumerate(collection.fields) if f.kind is Kind.TIMESTAMP)
         self._bytes = tuple(i for i, f in enumerate(collection.fields) if f.kind is Kind.BYTES)
         self._bools = tuple(i for i, f in enumerate(collection.fields) if f.kind is Kind.BOOL)
@@ -230,6 +236,31 @@ class RowCodec:
             if isinstance(value, str) and _has_surrogate(value):
                 raise FieldError(self.collection.fields[i].name, "lone UTF-16 surrogate in the string")
         return self._finish(values)
+
+    def convert_values(self, values: Sequence[Any], *, strict_utf8: bool = False) -> Row:
+        """Like `convert`, for one object given as its values in `collection.fields` order. Raises FieldError.
+
+        The same typed Struct checks (as an array-like Struct: no per-row dict,
+        no key lookups) and the same conversions. A refused object is handed to
+        `convert` by name, so the FieldError is the one `convert` gives for it.
+        `strict_utf8=True` says every str comes from strict UTF-8 decoding (the
+        Isar reader's `bytes.decode()`), which never yields a lone surrogate:
+        the surrogate check `convert` makes would be redundant and is skipped.
+        """
+        try:
+            obj = msgspec.convert(values, self._values_struct)
+        except msgspec.ValidationError:
+            if len(values) != len(self._names):
+                raise FieldError(None, f"expected {len(self._names)} values, got {len(values)}") from None
+            self.convert(dict(zip(self._names, values, strict=True)))
+            raise AssertionError("convert() accepted what convert_values() refused") from None
+        out = msgspec.structs.astuple(obj)
+        if not strict_utf8:
+            for i in self._texts:
+                value = out[i]
+                if isinstance(value, str) and _has_surrogate(value):
+                    raise FieldError(self.collection.fields[i].name, "lone UTF-16 surrogate in the string")
+        return self._finish(out)
 
     def _finish(self, values: tuple[Any, ...]) -> Row:
         if self._plain:

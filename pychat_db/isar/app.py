@@ -128,7 +128,7 @@ def _fail(obj: ObjectReader, field: str, reason: str) -> IsarFormatError:
 
 
 Getter = Callable[[ObjectReader], Any]
-FastRow = Callable[[bytes, int], "Row | None"]
+FastRow = Callable[[bytes, int], "Row | list[Any] | None"]
 
 
 def _text_getter(field: str, prop: Property | None, nullable: bool) -> Getter:
@@ -388,9 +388,19 @@ class AppReader:
         """
         if collection.name == contract.MESSAGE_TAGS.name:
             return self._message_tags()
-        return self._rows(BY_CONTRACT[collection.name], raw_bytes)
+        return self._rows(BY_CONTRACT[collection.name], raw_bytes, False)
 
-    def _rows(self, cmap: CollectionMap, raw_bytes: bool) -> Iterator[Row]:
+    def values(self, collection: Collection) -> Iterator[list[Any]]:
+        """Like `rows(collection, raw_bytes=True)`, each row as the list of its values in the contract's
+        field order: no dict per row (the import's hot path, `RowCodec.convert_values`).
+
+        Every str comes from strict UTF-8 decoding (`bytes.decode()`).
+        """
+        if collection.name == contract.MESSAGE_TAGS.name:
+            return self._message_tags(as_values=True)
+        return self._rows(BY_CONTRACT[collection.name], True, True)
+
+    def _rows(self, cmap: CollectionMap, raw_bytes: bool, as_values: bool) -> Iterator[Any]:  # Row or list
         isar = self.isar
         schema = isar.collections.get(cmap.isar)
         if schema is None:
@@ -405,13 +415,17 @@ class AppReader:
             else:
                 getters.append((f.name, _getter(f, by_prop.get(props[f.name].prop), raw_bytes)))
         unknown = [p for p in schema.named_properties if p.name not in {pm.prop for pm in cmap.properties}]
-        joins = [(lm.field, _LinkJoin(self, cmap.isar, lm.link, lm.target, lm.field)) for lm in cmap.links]
-        fast = None if unknown else compile_fast_row(cmap, schema, raw_bytes)
+        positions = {f.name: i for i, f in enumerate(cmap.contract.fields)}
+        joins = [
+            (positions[lm.field] if as_values else lm.field, _LinkJoin(self, cmap.isar, lm.link, lm.target, lm.field))
+            for lm in cmap.links
+        ]
+        fast = None if unknown else compile_fast_row(cmap, schema, raw_bytes, as_values=as_values)
         embedded = isar.embedded
         name = cmap.isar
         single = cmap.contract.single_object
         for seen, (id_, data) in enumerate(isar.raw_objects(name), 1):
-            row: Row | None = None
+            row: Any = None
             if fast is not None:
                 try:
                     row = fast(data, id_)
@@ -423,6 +437,8 @@ class AppReader:
                     if obj.value(p) is not None:
                         raise _fail(obj, p.name or "", "property not known to the app mapping; its value would be lost")
                 row = {field: (id_ if field == "id" else None) if get is None else get(obj) for field, get in getters}
+                if as_values:
+                    row = list(row.values())  # the getters are in the contract's field order
             for field, join in joins:
                 targets = join.take(id_)
                 if len(targets) > 1:
@@ -438,12 +454,12 @@ class AppReader:
         for _, join in joins:
             join.finish()
 
-    def _message_tags(self) -> Iterator[Row]:
+    def _message_tags(self, as_values: bool = False) -> Iterator[Any]:  # Row or list
         source, link, target = TAGS_LINK
         join = _LinkJoin(self, source, link, target, "tagId")
         for id_, _ in self.isar.raw_objects(source):
             for tag in join.take(id_):
-                yield {"messageId": id_, "tagId": tag}
+                yield [id_, tag] if as_values else {"messageId": id_, "tagId": tag}
         join.finish()
 
 
@@ -499,8 +515,13 @@ def _fast_field(lines: list[str], var: str, f: contract.Field, prop: Property, i
     lines.append(f"        {var} = None" if f.nullable else "        return None")
 
 
-def compile_fast_row(cmap: CollectionMap, schema: CollectionSchema, raw_bytes: bool) -> FastRow | None:
-    """The generated decoder of `cmap`'s rows for objects written with all of `schema` (see above)."""
+def compile_fast_row(
+    cmap: CollectionMap, schema: CollectionSchema, raw_bytes: bool, *, as_values: bool = False
+) -> FastRow | None:
+    """The generated decoder of `cmap`'s rows for objects written with all of `schema` (see above).
+
+    It returns the row as a dict, or with `as_values` as the list of its values in field order.
+    """
     fmt = ["<"]
     index_of: dict[str, int] = {}
     i = 0
@@ -522,24 +543,27 @@ def compile_fast_row(cmap: CollectionMap, schema: CollectionSchema, raw_bytes: b
              f" or data[1] != {static_size >> 8}: return None", "    v = UNPACK(data, 2)"]  # fmt: skip
     links = {lm.field for lm in cmap.links}
     props = {pm.field: pm for pm in cmap.properties}
-    values = []
+    values: list[tuple[str, str]] = []  # (field, expression)
     for n, f in enumerate(cmap.contract.fields):
         if f.name == "id":
-            values.append(f"{f.name!r}: id_")
+            values.append((f.name, "id_"))
             continue
         if f.name in links:
-            values.append(f"{f.name!r}: None")
+            values.append((f.name, "None"))
             continue
         stored = schema.by_name.get(props[f.name].prop)
         if stored is None:
             if not f.nullable:
                 return None  # every object would be refused: the reference path says why
-            values.append(f"{f.name!r}: None")
+            values.append((f.name, "None"))
             continue
         var = f"x{n}"
         _fast_field(lines, var, f, stored, index_of[stored.name or ""], raw_bytes)
-        values.append(f"{f.name!r}: {var}")
-    lines.append("    return {" + ", ".join(values) + "}")
+        values.append((f.name, var))
+    if as_values:
+        lines.append("    return [" + ", ".join(expr for _, expr in values) + "]")
+    else:
+        lines.append("    return {" + ", ".join(f"{name!r}: {expr}" for name, expr in values) + "}")
     namespace: dict[str, Any] = {
         "SS": static_size,
         "UNPACK": unpack,

@@ -1,21 +1,24 @@
 """An opened Isar file as an exchange `Source`: the loader, verify and export read it like an export directory.
 
-Rows come from `AppReader.rows()` and go through the same `RowCodec` as NDJSON
-lines (`MappingSource`), so validation and conversion are shared. A refusal of
-the Isar reader (corrupt object, unknown property, dangling link, ...) stops
-reading: it is raised as the exchange's `ExportError`, naming collection, id
-and field.
+Rows come from `AppReader.values()` and go through the same `RowCodec` checks
+and conversions as NDJSON lines, so validation and conversion are shared: the
+codec's `convert_values` entry point, the array-like twin of `convert` that
+`MappingSource` uses, with the same refusals and messages (it saves building and
+reading a dict per row). A refusal of the Isar reader (corrupt object, unknown
+property, dangling link, ...) stops reading: it is raised as the exchange's
+`ExportError`, naming collection, id and field.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from pychat_db.exchange.codec import NaiveTimezone
-from pychat_db.exchange.contract import COLLECTIONS, Collection
-from pychat_db.exchange.reader import ExportError, MappingSource, Problem
+from pychat_db.exchange.codec import FieldError, NaiveTimezone, RowCodec
+from pychat_db.exchange.contract import COLLECTIONS, MESSAGE_TAGS, Collection
+from pychat_db.exchange.reader import ExportError, Item, MappingSource, Problem, ReadStats
 from pychat_db.isar.app import OpenedFile
 from pychat_db.isar.format import IsarFormatError
 from pychat_db.isar.storage import StorageError
@@ -48,10 +51,41 @@ def _objects(opened: OpenedFile, name: str, collection: Collection) -> Iterable[
     return generate()
 
 
+@dataclass
+class IsarSource(MappingSource):
+    """The app's collections of an opened Isar file. `objects` gives them as mappings (base64-free: fileData
+    as bytes), as any `MappingSource`; `items` reads them as value lists through `RowCodec.convert_values`."""
+
+    opened: OpenedFile | None = None
+    _values_codecs: dict[str, RowCodec] = field(default_factory=dict)
+
+    def items(self, collection: Collection) -> Iterator[Item]:
+        assert self.opened is not None
+        stats = ReadStats(file=None)
+        self._stats[collection.name] = stats
+        codec = self._values_codecs.get(collection.name) or RowCodec(collection, self.naive)
+        self._values_codecs[collection.name] = codec
+        convert = codec.convert_values
+        prefix = f"{self.source_name}: {collection.name} "
+        tags = collection.name == MESSAGE_TAGS.name
+        try:
+            for values in self.opened.app.values(collection):
+                stats.rows += 1
+                where = f"{prefix}messageId={values[0]} tagId={values[1]}" if tags else f"{prefix}id={values[0]}"
+                try:
+                    # The reader decodes every string with strict `bytes.decode()`: no lone surrogate.
+                    yield Item(where, None, None, convert(values, strict_utf8=True), None)
+                except FieldError as exc:
+                    yield Item(where, None, None, None, exc)
+        except (IsarFormatError, StorageError) as exc:
+            raise refusal(self.source_name, exc, collection.name) from None
+        stats.complete = True
+
+
 def isar_source(
     opened: OpenedFile, name: str | os.PathLike[str], naive: NaiveTimezone = NaiveTimezone.REJECT
 ) -> MappingSource:
-    """A `MappingSource` over the app's collections in `opened` (see module doc).
+    """A `MappingSource` over the app's collections in `opened` (an `IsarSource`; see module doc).
 
     Checks the file's schema against the app mapping first (raises ExportError).
     """
@@ -61,4 +95,4 @@ def isar_source(
     except (IsarFormatError, StorageError) as exc:
         raise refusal(label, exc) from None
     factories = {c.name: (lambda c=c: _objects(opened, label, c)) for c in COLLECTIONS}
-    return MappingSource(label, factories, naive)
+    return IsarSource(label, factories, naive, opened=opened)
