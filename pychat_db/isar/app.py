@@ -20,7 +20,7 @@ import contextlib
 import functools
 import os
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -390,8 +390,8 @@ class AppReader:
             return self._message_tags()
         return self._rows(BY_CONTRACT[collection.name], raw_bytes, False)
 
-    def values(self, collection: Collection) -> Iterator[list[Any]]:
-        """Like `rows(collection, raw_bytes=True)`, each row as the list of its values in the contract's
+    def values(self, collection: Collection) -> Iterator[Sequence[Any]]:
+        """Like `rows(collection, raw_bytes=True)`, each row as the list (tuple) of its values in the contract's
         field order: no dict per row (the import's hot path, `RowCodec.convert_values`).
 
         Every str comes from strict UTF-8 decoding (`bytes.decode()`).
@@ -454,13 +454,41 @@ class AppReader:
         for _, join in joins:
             join.finish()
 
-    def _message_tags(self, as_values: bool = False) -> Iterator[Any]:  # Row or list
-        source, link, target = TAGS_LINK
-        join = _LinkJoin(self, source, link, target, "tagId")
-        for id_, _ in self.isar.raw_objects(source):
-            for tag in join.take(id_):
-                yield [id_, tag] if as_values else {"messageId": id_, "tagId": tag}
-        join.finish()
+    def _message_tags(self, as_values: bool = False) -> Iterator[Any]:  # Row or tuple
+        """The pairs of the link Message.tags, checked a batch at a time: every target among the Tag ids
+        (a set operation), every distinct source looked up once in Message (not every message read).
+        The first faulty pair in link order is refused, source before target, as pair by pair."""
+        source, link_name, target = TAGS_LINK
+        schema = self.isar.collections.get(source)
+        link = next((lk for lk in schema.links if lk.name == link_name), None) if schema else None
+        if link is None:
+            return
+        targets = self.ids_of(target)
+        first_missing = self.isar.first_missing
+        checked: int | None = None  # the last source looked up (it may continue in the next batch)
+        for sources, tag_ids in self.isar.link_batches(source, link):
+            bad = None if targets.issuperset(tag_ids) else next(i for i, t in enumerate(tag_ids) if t not in targets)
+            distinct = list(dict.fromkeys(sources if bad is None else sources[: bad + 1]))
+            if distinct[0] == checked:
+                del distinct[0]
+            missing = first_missing(source, distinct)
+            if missing is not None:
+                raise IsarFormatError(
+                    "link from an object that does not exist", collection=source, id=distinct[missing], field=link_name
+                )
+            checked = sources[-1]
+            if bad is not None:
+                raise IsarFormatError(
+                    f"link to {target} id {tag_ids[bad]}, which does not exist",
+                    collection=source,
+                    id=sources[bad],
+                    field=link_name,
+                )
+            if as_values:
+                yield from zip(sources, tag_ids, strict=True)
+            else:
+                for src, tag in zip(sources, tag_ids, strict=True):
+                    yield {"messageId": src, "tagId": tag}
 
 
 # ---------------------------------------------------------------------------------------------

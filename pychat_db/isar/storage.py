@@ -17,8 +17,9 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -69,6 +70,15 @@ class Store(Protocol):
 
     def items(self, name: str) -> Iterator[tuple[bytes, bytes]]:
         """The (key, value) pairs of map `name` in key order (duplicates in value order), one at a time."""
+        ...
+
+    def batches(self, name: str, size: int) -> Iterator[list[tuple[bytes, bytes]]]:
+        """The pairs of `items(name)` in lists of up to `size`, each read in one call: for maps of small
+        values (a list holds `size` values at once), where a call per pair would cost more than the pair."""
+        ...
+
+    def first_missing(self, name: str, keys: Sequence[bytes]) -> int | None:
+        """The index of the first of `keys` that map `name` does not hold, or None when it holds them all."""
         ...
 
     def close(self) -> None: ...
@@ -217,6 +227,53 @@ class MdbxStore:
                     self._remap()
         except mdbx.Error as exc:
             raise StorageError(f"map {name}: {_reason(exc, [])}") from None
+
+    def batches(self, name: str, size: int) -> Iterator[list[tuple[bytes, bytes]]]:
+        mdbx = self._mdbx
+        start: bytes | None = None  # key of the last pair yielded
+        same = 0  # pairs yielded with that key: a batch read from `start` begins with them (duplicates)
+        try:
+            while True:
+                cursor = self._txn.cursor(self._db(name))  # a new cursor: the map may have been remapped
+                if start is None:
+                    batch = cursor.items(limit=size)
+                else:
+                    batch = cursor.items(start=start, limit=same + size)[same:]
+                if not batch:
+                    return
+                last = batch[-1][0]
+                first_of_last = len(batch) - 1
+                while first_of_last > 0 and batch[first_of_last - 1][0] == last:
+                    first_of_last -= 1
+                if first_of_last == 0 and last == start:
+                    same += len(batch)
+                else:
+                    same = len(batch) - first_of_last
+                start = last
+                yield batch
+                self._read += sum(map(len, map(itemgetter(1), batch))) + 64 * len(batch)
+                if self._read > self.remap_bytes:
+                    self._remap()
+        except mdbx.Error as exc:
+            raise StorageError(f"map {name}: {_reason(exc, [])}") from None
+
+    def first_missing(self, name: str, keys: Sequence[bytes]) -> int | None:
+        limit = self.remap_bytes
+        try:
+            get = self._txn.get
+            db = self._db(name)
+            for i, key in enumerate(keys):
+                value = get(key, db=db)  # the binding has no key-only lookup: the value is read
+                if value is None:
+                    return i
+                self._read += len(value) + 64
+                if self._read > limit:
+                    self._remap()  # live `items()` iterators reposition themselves
+                    get = self._txn.get
+                    db = self._db(name)
+        except self._mdbx.Error as exc:
+            raise StorageError(f"map {name}: {_reason(exc, [])}") from None
+        return None
 
     def close(self) -> None:
         if self._env is not None:
