@@ -268,8 +268,12 @@ class RowCodec:
         out = list(values)
         fields = self.collection.fields
         for i in self._timestamps:
+            value = out[i]
             try:
-                out[i] = timestamp_to_text(out[i], self.naive)
+                if type(value) is int:
+                    out[i] = convert.micros_to_timestamp_text(value)
+                else:
+                    out[i] = timestamp_to_text(value, self.naive)
             except ValueError as exc:
                 raise FieldError(fields[i].name, str(exc)) from None
         for i in self._bytes:

@@ -301,6 +301,27 @@ class _LinkJoin:
             self.pending = next(self.pairs, None)
         return out
 
+    def take_one(self, source: int) -> int | None:
+        """The target linked from `source` by a single link, or None; like `take`, and refuses several."""
+        pending = self.pending
+        if pending is None or pending[0] > source:
+            return None
+        taken = 0
+        if pending[0] == source and pending[1] in self.targets:  # the ordinary case, without a list
+            following = self.pending = next(self.pairs, None)
+            if following is None or following[0] != source:
+                return pending[1]
+            taken = 1
+        targets = self.take(source)  # the precise error, or the other targets
+        if taken + len(targets) > 1:
+            raise IsarFormatError(
+                f"a single link holds {taken + len(targets)} targets",
+                collection=self.collection,
+                id=source,
+                field=self.link,
+            )
+        return targets[0] if targets else None
+
     def finish(self) -> None:
         if self.pending is not None:
             raise self._dangling(self.pending[0])
@@ -440,12 +461,7 @@ class AppReader:
                 if as_values:
                     row = list(row.values())  # the getters are in the contract's field order
             for field, join in joins:
-                targets = join.take(id_)
-                if len(targets) > 1:
-                    raise IsarFormatError(
-                        f"a single link holds {len(targets)} targets", collection=name, id=id_, field=join.link
-                    )
-                row[field] = targets[0] if targets else None
+                row[field] = join.take_one(id_)
             if single and seen > 1:
                 raise IsarFormatError(
                     f"a second {name} object; the export holds one configuration", collection=name, id=id_, field="id"
