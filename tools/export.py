@@ -55,6 +55,8 @@ def open_current(path: Path) -> apsw.Connection:
         raise ExportWriteError(f"{path}: no such database") from None
     except (MigrationError, apsw.Error) as exc:
         raise ExportWriteError(f"{path}: {exc}") from None
+    # A sequential scan reuses no page: a small cache keeps memory flat (the app's 32 MiB is for lookups).
+    conn.execute("PRAGMA cache_size = -4096").fetchall()
     if state.pending:
         raise ExportWriteError(
             f"{path}: schema version {state.current}, this code's is {state.head}; "
