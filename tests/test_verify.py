@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from pychat_db.connection import connect
+from pychat_db.exchange import verify as verify_module
 from pychat_db.exchange.contract import MESSAGE_TAGS
 from pychat_db.exchange.reader import read_rows
 from tests.conftest import run_module
@@ -169,3 +171,38 @@ def test_duplicate_id_in_the_export_is_an_error(small_export: Path, imported: Pa
     assert done.stderr.splitlines()[-1] == (
         f"Error: messages.ndjson:11: id: duplicate id {message_id} (the import refuses this export)"
     )
+
+
+@pytest.mark.parametrize("window", [(3, 4), (20_000, 50_000)])
+def test_any_row_order_pairs_up_with_small_memory(
+    small_export: Path, imported: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, window: tuple[int, int]
+) -> None:
+    """Shuffled and legacy-ordered exports verify; with a tiny read-ahead window rows spill to disk instead."""
+    monkeypatch.setattr(verify_module, "READ_AHEAD", window[0])
+    monkeypatch.setattr(verify_module, "MAX_AHEAD", window[1])
+    shuffled = tmp_path / "shuffled"
+    shuffled.mkdir()
+    for path in small_export.glob("*.ndjson"):
+        lines = path.read_bytes().splitlines(keepends=True)
+        random.Random(path.name).shuffle(lines)
+        (shuffled / path.name).write_bytes(b"".join(lines))
+    (shuffled / "configuration.json").write_bytes((small_export / "configuration.json").read_bytes())
+    legacy = make_export(tmp_path / "legacy", variant="legacy")
+    for export in (shuffled, legacy, small_export):
+        report = verify_module.verify(export, imported, samples=5, jobs=1)
+        assert report.ok, [str(m) for m in report.mismatches]
+        assert [c.matching for c in report.collections] == [c.export_rows for c in report.collections]
+    conn = connect(imported)
+    with conn:
+        message_id, tag_id = conn.execute("SELECT message_id, tag_id FROM message_tags LIMIT 1 OFFSET 99").fetchone()
+        conn.execute("DELETE FROM message_tags WHERE message_id = ? AND tag_id = ?", (message_id, tag_id))
+        conn.execute("UPDATE threads SET name = 'renamed' WHERE id = (SELECT max(id) FROM threads)")
+        conn.execute("INSERT INTO tags (id, name) VALUES (424242, 'only in the database')")
+    conn.close()
+    for export in (shuffled, legacy):
+        report = verify_module.verify(export, imported, jobs=1)
+        found = sorted(str(m) for m in report.mismatches)
+        assert len(found) == 3, found
+        assert found[0].startswith(f"message_tags messageId {message_id}, tagId {tag_id}: in the export (")
+        assert found[1] == "tags id 424242: in the database, not in the export"
+        assert found[2].startswith(f"threads id {2**63 - 1}: name: export ")

@@ -34,6 +34,7 @@ import operator
 import random
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection as Pipe
@@ -215,6 +216,8 @@ def select_sql(collection: Collection, where: str = "") -> str:
     return f"SELECT {', '.join(collection.columns)} FROM {collection.table}{where} ORDER BY {key}"
 
 
+READ_AHEAD = 20_000  # how far the database cursor may jump ahead to meet an export row
+MAX_AHEAD = 50_000  # database rows kept in memory while unpaired (about 7 MB); the oldest overflow to disk
 READ_CACHE = "PRAGMA cache_size = -4096"  # sequential scans and point lookups: a big cache buys nothing
 _BATCH = 4096
 
@@ -399,31 +402,47 @@ class Verifier:
 
     # -- one collection ---------------------------------------------------------------------
     def check_collection(self, collection: Collection) -> CollectionCheck:
-        """Merge the export's rows with the table's, in key order; spill only out-of-order rows.
+        """Merge the export's rows with the table's, in key order; spill only what does not pair up.
 
         The database side is read in key order. An export row whose key is the database
-        cursor's is compared at once and the cursor moves on; any other export row (out of
-        order, or absent from the database) goes to a temporary table. At the end, that
-        table in key order is merged with the database rows not matched yet. A canonical
-        (sorted) export therefore spills nothing; an unsorted one spills what is out of order.
+        cursor's is compared at once and the cursor moves on. For any other export row the
+        cursor reads ahead (at most READ_AHEAD rows) looking for its key, keeping the rows
+        it passes in a bounded dict (`ahead`, MAX_AHEAD entries; the oldest overflow to a
+        temporary table); an export row still without its database row goes to another
+        temporary table. At the end the two tables are merged in key order. A canonical
+        (sorted) export spills nothing; one in the legacy store's creation order (ascending
+        ids with hashed ids interleaved) spills little more than those hashed ids.
         """
         started = time.perf_counter()
         check = CollectionCheck(collection.name)
         n = len(collection.key)
         positions = key_positions(collection)
         getkey = operator.itemgetter(*positions)
-        table = f"e_{collection.name}"
+        table = f"e_{collection.name}"  # export rows without their database row yet
+        dtable = f"d_{collection.name}"  # database rows without their export row yet
         keys = [f"k{i}" for i in range(n)]
         if n == 1:
-            ddl = f"CREATE TABLE {table} (k0 INTEGER PRIMARY KEY, digest TEXT NOT NULL, location TEXT NOT NULL)"
+            self.spill.execute(
+                f"CREATE TABLE {table} (k0 INTEGER PRIMARY KEY, digest TEXT NOT NULL, location TEXT NOT NULL);"
+                f"CREATE TABLE {dtable} (k0 INTEGER PRIMARY KEY, digest TEXT NOT NULL)"
+            )
         else:
             cols = ", ".join(f"{k} INTEGER NOT NULL" for k in keys)
-            ddl = (
-                f"CREATE TABLE {table} ({cols}, digest TEXT NOT NULL, location TEXT NOT NULL, "
-                f"PRIMARY KEY ({', '.join(keys)})) WITHOUT ROWID"
+            pk = f"PRIMARY KEY ({', '.join(keys)})"
+            self.spill.execute(
+                f"CREATE TABLE {table} ({cols}, digest TEXT NOT NULL, location TEXT NOT NULL, {pk}) WITHOUT ROWID;"
+                f"CREATE TABLE {dtable} ({cols}, digest TEXT NOT NULL, {pk}) WITHOUT ROWID"
             )
-        self.spill.execute(ddl)
         insert = f"INSERT INTO {table} VALUES ({', '.join('?' * (n + 2))})"
+        dinsert = f"INSERT INTO {dtable} VALUES ({', '.join('?' * (n + 1))})"
+        ahead: OrderedDict[Any, str] = OrderedDict()  # database rows passed by the cursor, not paired yet
+        dbatch: list[tuple[Any, ...]] = []
+        columns = ", ".join(collection.field(name).column for name in collection.key)
+        marks = ", ".join("?" * n)
+        near = (
+            f"SELECT count(*) FROM (SELECT 1 FROM {collection.table} "
+            f"WHERE ({columns}) > ({marks}) AND ({columns}) < ({marks}) LIMIT {READ_AHEAD})"
+        )
         if collection is MESSAGE_TAGS and self._sampled:
             self._sample_tags = {message_id: set() for message_id, _, _ in self._sampled}
         sampling = collection is MESSAGES and self.samples > 0
@@ -458,19 +477,54 @@ class Verifier:
                     d = next(stored, None)
                     d_key = d[0] if d is not None else None
                     continue
-                batch.append((*(key if n > 1 else (key,)), row_digest(row), item.location))
+                found = ahead.pop(key, None)
+                if found is None and d is not None and d_key < key and self._near(near, d_key, key, n):
+                    while d is not None and d_key < key:
+                        ahead[d_key] = d[1]
+                        d = next(stored, None)
+                        d_key = d[0] if d is not None else None
+                    if d is not None and d_key == key:
+                        found = d[1]
+                        d = next(stored, None)
+                        d_key = d[0] if d is not None else None
+                    if len(ahead) > MAX_AHEAD:
+                        while len(ahead) > MAX_AHEAD // 2:
+                            old, old_digest = ahead.popitem(last=False)
+                            dbatch.append((*(old if n > 1 else (old,)), old_digest))
+                        self._flush(dinsert, dbatch, collection)
+                digest = row_digest(row)
+                if found is not None:
+                    check.db_rows += 1
+                    if digest == found:
+                        check.matching += 1
+                    else:
+                        check.differing += 1
+                        if len(differing) < DETAILED_PER_COLLECTION:
+                            differing.append(key if n > 1 else (key,))
+                    continue
+                batch.append((*(key if n > 1 else (key,)), digest, item.location))
                 if len(batch) >= 10_000:
                     self._flush(insert, batch, collection)
         except ExportError as exc:
             raise VerifyError(str(exc)) from None
         self._flush(insert, batch, collection)
         check.export_rows = seen
-        self._merge_rest(collection, check, table, stored, d, differing)
+        # The database rows not paired: those kept ahead and those the cursor has not reached.
+        for old, old_digest in ahead.items():
+            dbatch.append((*(old if n > 1 else (old,)), old_digest))
+        ahead.clear()
+        while d is not None:
+            dbatch.append((*(d[0] if n > 1 else (d[0],)), d[1]))
+            if len(dbatch) >= 10_000:
+                self._flush(dinsert, dbatch, collection)
+            d = next(stored, None)
+        self._flush(dinsert, dbatch, collection)
+        self._merge_rest(collection, check, table, dtable, differing)
         if differing:
             self._detail(collection, differing)
         if self._links_thread is None:
             self._record_links(collection, check, self._collect_links(self.conn, collection))
-        self.spill.execute(f"DROP TABLE {table}")
+        self.spill.execute(f"DROP TABLE {table}; DROP TABLE {dtable}")
         check.seconds = time.perf_counter() - started
         self.report.collections.append(check)
         if self.progress and self.stream is not None:
@@ -482,6 +536,16 @@ class Verifier:
                 file=self.stream,
             )
         return check
+
+    def _near(self, sql: str, low: Any, high: Any, n: int) -> bool:
+        """Whether fewer than READ_AHEAD database rows lie strictly between keys `low` and `high`.
+
+        Asked only when an export row's key is ahead of the database cursor: near, the
+        cursor reads on to it; far (a hashed id out of creation order), the row spills.
+        """
+        bounds = (*low, *high) if n > 1 else (low, high)
+        row = self.conn.execute(sql, bounds).fetchone()
+        return bool(row is not None and row[0] < READ_AHEAD)
 
     def _flush(self, insert: str, batch: list[tuple[Any, ...]], collection: Collection) -> None:
         if not batch:
@@ -512,26 +576,26 @@ class Verifier:
         collection: Collection,
         check: CollectionCheck,
         table: str,
-        stored: Iterator[Any],
-        d: Any,
+        dtable: str,
         differing: list[tuple[Any, ...]],
     ) -> None:
-        """Merge the spilled export rows (key order) with the database rows not matched yet."""
+        """Merge the unpaired export rows with the unpaired database rows, both in key order."""
         n = len(collection.key)
         keys = ", ".join(f"k{i}" for i in range(n))
         exported = self.spill.execute(f"SELECT {keys}, digest, location FROM {table} ORDER BY {keys}")
-        lookup = select_sql(
-            collection, " WHERE " + " AND ".join(f"{collection.field(k).column} = ?" for k in collection.key)
-        )
+        stored = self.spill.execute(f"SELECT {keys}, digest FROM {dtable} ORDER BY {keys}")
+        where = " AND ".join(f"{collection.field(k).column} = ?" for k in collection.key)
+        lookup = select_sql(collection, f" WHERE {where}")
         listed_export = listed_db = 0
         e = next(exported, None)
+        d = next(stored, None)
         while e is not None or d is not None:
             e_key = tuple(e[:n]) if e is not None else None
-            d_key = (tuple(d[0]) if n > 1 else (d[0],)) if d is not None else None
+            d_key = tuple(d[:n]) if d is not None else None
             if d_key is None or (e_key is not None and e_key < d_key):
                 assert e is not None and e_key is not None
                 if self.conn.execute(lookup, e_key).fetchone() is not None:
-                    # Matched earlier by another export row with the same key.
+                    # The database has it, and another export row with the same key was paired with it.
                     raise VerifyError(
                         f"{e[n + 1]}: {collection.key[0]}: duplicate {describe_key(collection, e_key)} "
                         "(the import refuses this export)"
@@ -553,7 +617,7 @@ class Verifier:
                 continue
             assert e is not None and d is not None
             check.db_rows += 1
-            if d[1] == e[n]:
+            if d[n] == e[n]:
                 check.matching += 1
             else:
                 check.differing += 1
