@@ -1,0 +1,31 @@
+"""python -m tools.bench import: a smoke run at a tiny size (the table's shape, not its numbers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import run_module
+
+
+def test_bench_import_prints_its_table(tmp_path: Path) -> None:
+    done = run_module("tools.bench", "import", "--sizes", "300", "--workdir", tmp_path / "bench")
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| 300 |")]
+    steps = [row.split("|")[3].strip() for row in rows]
+    assert steps[0].startswith("generate (") and steps[1:] == [
+        "import",
+        "verify",
+        "import + verify",
+        "sqlite-utils insert --nl",
+    ]
+    for row in rows:
+        seconds, rate, rss = (float(cell.replace(",", "")) for cell in row.split("|")[4:7])
+        assert seconds > 0 and rate > 0 and 5 < rss < 1000
+    assert rows[1].split("|")[7].strip().endswith("x")  # import compared with sqlite-utils
+    assert list((tmp_path / "bench").iterdir()) == [tmp_path / "bench" / "bench.log"]  # data removed
+
+
+def test_bench_lists_import() -> None:
+    done = run_module("tools.bench")
+    assert done.returncode == 2
+    assert "import" in done.stderr and "sqlite-utils" in done.stderr
