@@ -17,6 +17,9 @@ Per collection:
 3. for the first rows whose digests differ, the export is read again to find those
    rows and the differing fields are named (the API key's value never is).
 
+The SELECTs are built from `contract.py` (as tools.export's are), not kept in `queries/`:
+the contract is the one list of columns and their order, and the digest depends on that order.
+
 With `jobs` > 1 the database side (scan and digests) runs in a forked child process
 and the link checks in a thread, each on its own read-only connection, while this
 process parses the export: the two halves of the work use two cores.
