@@ -38,6 +38,7 @@ from pychat_db.exchange.writer import (
     write_collection,
     write_manifest,
 )
+from tools import cli
 
 
 def select_sql(collection: Collection) -> str:
@@ -99,16 +100,6 @@ def export_database(
     return summaries
 
 
-def _exported_at(text: str) -> str:
-    try:
-        parsed = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected an ISO-8601 timestamp with an offset") from None
-    if parsed.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a UTC offset (Z or +HH:MM)")
-    return convert.timestamp_to_db(parsed)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.export",
@@ -120,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="replace an existing export in --out")
     parser.add_argument(
         "--exported-at",
-        type=_exported_at,
+        type=cli.exported_at,
         help="manifest exportedAt (ISO-8601 with offset); default: now, UTC",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")

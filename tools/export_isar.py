@@ -42,6 +42,7 @@ from pychat_db.isar.app import OpenedFile, open_isar
 from pychat_db.isar.format import IsarFormatError
 from pychat_db.isar.source import RECOVERED_NOTE, isar_source
 from pychat_db.isar.storage import StorageError
+from tools import cli
 
 
 def inspect_lines(opened: OpenedFile, name: str) -> Iterator[str]:
@@ -111,16 +112,6 @@ def export_isar(
     return summaries
 
 
-def _exported_at(text: str) -> str:
-    try:
-        parsed = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected an ISO-8601 timestamp with an offset") from None
-    if parsed.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a UTC offset (Z or +HH:MM)")
-    return convert.timestamp_to_db(parsed)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.export_isar",
@@ -133,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     action.add_argument("--out", type=Path, help="export directory to create (absent or empty)")
     parser.add_argument("--force", action="store_true", help="replace an existing export in --out")
     parser.add_argument(
-        "--exported-at", type=_exported_at, help="manifest exportedAt (ISO-8601 with offset); default: now, UTC"
+        "--exported-at", type=cli.exported_at, help="manifest exportedAt (ISO-8601 with offset); default: now, UTC"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)

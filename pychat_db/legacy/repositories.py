@@ -71,20 +71,6 @@ def builtin_modes() -> tuple[tuple[str, str], ...]:
         return tuple((m.name, m.prompt) for m in sorted(db.modes.list(), key=lambda m: m.id or 0))
 
 
-def _page_limit(limit: int | None) -> int | None:
-    if limit is None:
-        return None
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-        raise ValueError(f"limit must be None or an integer >= 0, got {limit!r}")
-    return limit
-
-
-def _stored_id(obj: Thread | Message | Mode | ModeOutput | Tag) -> int:
-    if obj.id is None:
-        raise ValueError(f"{type(obj).__name__} has no id: create it first, update needs the stored id")
-    return obj.id
-
-
 def _value_type(value: object) -> str:
     return {int: "INTEGER", str: "TEXT", bytes: "BLOB", float: "REAL"}.get(type(value), type(value).__name__)
 
@@ -291,7 +277,7 @@ class LegacyConfigurationRepository(_Repository):
 
 class LegacyThreadRepository(_Repository):
     def list(self, limit: int | None = None, before: Thread | Cursor | None = None) -> builtins.list[Thread]:
-        page_limit = _page_limit(limit)
+        page_limit = mapping.page_limit(limit)
         keyed = [(row[2], row[0], row) for row in self._store.objects[THREADS.name].values()]
         keyed.sort(key=lambda k: (k[0], k[1]), reverse=True)
         if before is not None:
@@ -311,7 +297,7 @@ class LegacyThreadRepository(_Repository):
         return self.get(id)
 
     def update(self, thread: Thread) -> Thread:
-        id = _stored_id(thread)
+        id = mapping.stored_id(thread)
         with self._store.transaction():
             if not self._replace(THREADS, _thread_row(thread)):
                 raise NotFound("threads", id)
@@ -343,7 +329,7 @@ class LegacyTagRepository(_Repository):
         return self.get(id)
 
     def update(self, tag: Tag) -> Tag:
-        id = _stored_id(tag)
+        id = mapping.stored_id(tag)
         with self._store.transaction():
             if not self._replace(TAGS, _tag_row(tag)):
                 raise NotFound("tags", id)
@@ -416,7 +402,7 @@ class LegacyMessageRepository(_Repository):
     def list(
         self, thread_id: int, limit: int | None = None, after: Message | Cursor | None = None
     ) -> builtins.list[Message]:
-        page_limit = _page_limit(limit)
+        page_limit = mapping.page_limit(limit)
         rows = self._ordered(self._store.message_thread.sources(thread_id))
         if after is not None:
             cursor = after.cursor if isinstance(after, Message) else after
@@ -432,7 +418,7 @@ class LegacyMessageRepository(_Repository):
     def list_before(
         self, thread_id: int, limit: int | None = None, before: Message | Cursor | None = None
     ) -> builtins.list[Message]:
-        page_limit = _page_limit(limit)
+        page_limit = mapping.page_limit(limit)
         rows = list(self._ordered(self._store.message_thread.sources(thread_id)))
         if before is not None:
             cursor = before.cursor if isinstance(before, Message) else before
@@ -469,7 +455,7 @@ class LegacyMessageRepository(_Repository):
         return self.get(id)
 
     def update(self, message: Message) -> Message:
-        id = _stored_id(message)
+        id = mapping.stored_id(message)
         tag_ids = self._tag_ids(message)
         row = _message_row(message)
         with self._store.transaction():
@@ -499,7 +485,7 @@ class LegacyModeRepository(_Repository):
         return self.get(id)
 
     def update(self, mode: Mode) -> Mode:
-        id = _stored_id(mode)
+        id = mapping.stored_id(mode)
         with self._store.transaction():
             if not self._replace(MODES, _mode_row(mode)):
                 raise NotFound("modes", id)
@@ -545,7 +531,7 @@ class LegacyModeOutputRepository(_Repository):
         return self.get(id)
 
     def update(self, output: ModeOutput) -> ModeOutput:
-        id = _stored_id(output)
+        id = mapping.stored_id(output)
         row = _mode_output_row(output)
         with self._store.transaction():
             if not self._replace(MODE_OUTPUTS, row):

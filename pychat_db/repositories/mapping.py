@@ -48,3 +48,19 @@ def mode_output(row: ModeOutputRow) -> ModeOutput:
     return ModeOutput(
         id=row.id, thread_id=row.thread_id, mode_id=row.mode_id, created_at=row.created_at, content=row.content
     )
+
+
+def page_limit(limit: int | None) -> int | None:
+    """A listing's `limit` argument, checked: None (no limit) or an integer >= 0."""
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise ValueError(f"limit must be None or an integer >= 0, got {limit!r}")
+    return limit
+
+
+def stored_id(obj: Thread | Message | Mode | ModeOutput | Tag) -> int:
+    """The id of an object `update` is given; it must have been stored (created) first."""
+    if obj.id is None:
+        raise ValueError(f"{type(obj).__name__} has no id: create it first, update needs the stored id")
+    return obj.id

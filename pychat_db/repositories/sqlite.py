@@ -39,17 +39,8 @@ _ALL = -1  # SQLite's LIMIT for "no limit"
 
 
 def _page_limit(limit: int | None) -> int:
-    if limit is None:
-        return _ALL
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-        raise ValueError(f"limit must be None or an integer >= 0, got {limit!r}")
-    return limit
-
-
-def _stored_id(obj: Thread | Message | Mode | ModeOutput | Tag) -> int:
-    if obj.id is None:
-        raise ValueError(f"{type(obj).__name__} has no id: create it first, update needs the stored id")
-    return obj.id
+    checked = mapping.page_limit(limit)
+    return _ALL if checked is None else checked
 
 
 def _returned(row: _R | None, table: str) -> _R:
@@ -131,7 +122,7 @@ class SQLiteThreadRepository(_Repository):
         return mapping.thread(row)
 
     def update(self, thread: Thread) -> Thread:
-        id = _stored_id(thread)
+        id = mapping.stored_id(thread)
         with self._session.errors("threads"):
             row = threads_q.update_thread(self._conn, id=id, name=thread.name, created_at=thread.created_at)
         if row is None:
@@ -167,7 +158,7 @@ class SQLiteTagRepository(_Repository):
         return mapping.tag(row)
 
     def update(self, tag: Tag) -> Tag:
-        id = _stored_id(tag)
+        id = mapping.stored_id(tag)
         with self._session.errors("tags"):
             row = tags_q.update_tag(
                 self._conn, id=id, name=tag.name, description=tag.description, is_editable=tag.is_editable
@@ -368,7 +359,7 @@ class SQLiteMessageRepository(_Repository):
             return mapping.message(row, tuple(self._tags.of_message(row.id)))
 
     def update(self, message: Message) -> Message:
-        id = _stored_id(message)
+        id = mapping.stored_id(message)
         tag_ids = self._tag_ids(message)
         with self._session.transaction():
             row = self._write(message, insert=False)
@@ -406,7 +397,7 @@ class SQLiteModeRepository(_Repository):
         return mapping.mode(row)
 
     def update(self, mode: Mode) -> Mode:
-        id = _stored_id(mode)
+        id = mapping.stored_id(mode)
         with self._session.errors("modes"):
             row = modes_q.update_mode(
                 self._conn, id=id, name=mode.name, prompt=mode.prompt, is_editable=mode.is_editable
@@ -469,7 +460,7 @@ class SQLiteModeOutputRepository(_Repository):
         return mapping.mode_output(row)
 
     def update(self, output: ModeOutput) -> ModeOutput:
-        id = _stored_id(output)
+        id = mapping.stored_id(output)
         row = self._write(output, insert=False)
         if row is None:
             raise NotFound("mode_outputs", id)
