@@ -15,14 +15,16 @@ up to that version to an in-memory database, once per version and process.
 
 from __future__ import annotations
 
+import os
 import re
 from functools import cache
 from typing import cast
 
 import apsw
 
-from pychat_db.errors import SchemaMismatch
-from pychat_db.migrations import Migration, load_migrations, migrate, user_version
+from pychat_db.connection import connect
+from pychat_db.errors import MigrationError, SchemaMismatch
+from pychat_db.migrations import Migration, load_migrations, migrate, status, user_version
 
 # Objects SQLite creates by itself on demand (ANALYZE, PRAGMA optimize); they run no code.
 _SQLITE_INTERNAL = frozenset({"sqlite_stat1", "sqlite_stat4"})
@@ -104,3 +106,33 @@ def check_schema(conn: apsw.Connection, migrations: tuple[Migration, ...] | None
 
 def _where(conn: apsw.Connection) -> str:
     return conn.filename or ":memory:"
+
+
+def open_at_head(path: str | os.PathLike[str]) -> apsw.Connection:
+    """A read-only connection to an existing database at this code's schema version, whose schema is ours.
+
+    For the tools that read a database whole (export, verify). Raises
+    FileNotFoundError, MigrationError (not at head: say how to migrate) or
+    SchemaMismatch, each naming the file; writes nothing.
+    """
+    conn = connect(path, readonly=True)
+    try:
+        state = status(conn)
+        if state.pending:
+            raise MigrationError(
+                f"{os.fspath(path)}: schema version {state.current}, this code's is {state.head}; "
+                f"run python -m pychat_db.migrate --db {os.fspath(path)} up first"
+            )
+        check_schema(conn)
+    except apsw.Error as exc:
+        conn.close()
+        raise MigrationError(f"{os.fspath(path)}: {exc}") from None
+    except MigrationError as exc:
+        conn.close()
+        if str(exc).startswith(os.fspath(path)):
+            raise
+        raise MigrationError(f"{os.fspath(path)}: {exc}") from None
+    except BaseException:
+        conn.close()
+        raise
+    return conn

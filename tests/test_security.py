@@ -120,6 +120,29 @@ def test_database_refuses_a_hostile_file(db_path: Path) -> None:
         Database(db_path)
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("pychat_db.migrate", "--db", "{db}", "up"),
+        ("tools.export", "--db", "{db}", "--out", "{tmp}/out"),
+        ("tools.verify", "examples/export", "--db", "{db}"),
+    ],
+    ids=["migrate", "export", "verify"],
+)
+def test_tools_refuse_a_hostile_file(db_path: Path, tmp_path: Path, args: tuple[str, ...]) -> None:
+    conn = connect(db_path)
+    conn.execute(HOSTILE["trigger"][0])
+    conn.close()
+    before = db_path.read_bytes()
+    module, *rest = (a.format(db=db_path, tmp=tmp_path) for a in args)
+    result = run_module(module, *rest)
+    assert result.returncode == 1, result.stderr
+    assert "unexpected trigger leak" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+    assert db_path.read_bytes() == before
+
+
 # -- connection settings that defend against a crafted file ----------------------------------
 
 

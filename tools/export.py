@@ -26,10 +26,9 @@ from pathlib import Path
 
 import apsw
 
-from pychat_db import convert, migrations
-from pychat_db.connection import connect
-from pychat_db.errors import MigrationError
-from pychat_db.exchange.contract import COLLECTIONS, Collection
+from pychat_db import convert
+from pychat_db.errors import MigrationError, SchemaMismatch
+from pychat_db.exchange.contract import COLLECTIONS, Collection, select_sql
 from pychat_db.exchange.writer import (
     ExportWriteError,
     FileSummary,
@@ -38,31 +37,20 @@ from pychat_db.exchange.writer import (
     write_collection,
     write_manifest,
 )
+from pychat_db.schema_check import open_at_head
 from tools import cli
-
-
-def select_sql(collection: Collection) -> str:
-    """`SELECT <contract columns> FROM <table> ORDER BY <key>`: a full scan in key order."""
-    key = ", ".join(collection.field(name).column for name in collection.key)
-    return f"SELECT {', '.join(collection.columns)} FROM {collection.table} ORDER BY {key}"
 
 
 def open_current(path: Path) -> apsw.Connection:
     """A read-only connection to a database at the code's schema version (ExportWriteError otherwise)."""
     try:
-        conn = connect(path, readonly=True)
-        state = migrations.status(conn)
+        conn = open_at_head(path)
     except FileNotFoundError:
         raise ExportWriteError(f"{path}: no such database") from None
-    except (MigrationError, apsw.Error) as exc:
-        raise ExportWriteError(f"{path}: {exc}") from None
+    except (MigrationError, SchemaMismatch) as exc:
+        raise ExportWriteError(str(exc)) from None
     # A sequential scan reuses no page: a small cache keeps memory flat (the app's 32 MiB is for lookups).
     conn.execute("PRAGMA cache_size = -4096").fetchall()
-    if state.pending:
-        raise ExportWriteError(
-            f"{path}: schema version {state.current}, this code's is {state.head}; "
-            f"run python -m pychat_db.migrate --db {path} up first"
-        )
     return conn
 
 

@@ -154,3 +154,9 @@ COLLECTIONS: tuple[Collection, ...] = (
     MESSAGE_TAGS,
 )
 BY_NAME = {c.name: c for c in COLLECTIONS}
+
+
+def select_sql(collection: Collection, where: str = "") -> str:
+    """`SELECT <the collection's columns, in field order> FROM <table><where> ORDER BY <key>`."""
+    key = ", ".join(collection.field(name).column for name in collection.key)
+    return f"SELECT {', '.join(collection.columns)} FROM {collection.table}{where} ORDER BY {key}"

@@ -46,12 +46,12 @@ from typing import Any
 
 import apsw
 
-from pychat_db import migrations
 from pychat_db.connection import connect
-from pychat_db.errors import MigrationError, PychatDbError
+from pychat_db.errors import MigrationError, PychatDbError, SchemaMismatch
 from pychat_db.exchange.codec import NaiveTimezone, Row, row_digest
-from pychat_db.exchange.contract import BY_NAME, COLLECTIONS, MESSAGE_TAGS, MESSAGES, Collection, Kind
+from pychat_db.exchange.contract import BY_NAME, COLLECTIONS, MESSAGE_TAGS, MESSAGES, Collection, Kind, select_sql
 from pychat_db.exchange.reader import ExportDirectory, ExportError, Problem, Source
+from pychat_db.schema_check import open_at_head
 
 SECRET_FIELDS = frozenset({("configuration", "apiKey")})
 DETAILED_PER_COLLECTION = 20  # differing rows whose fields are named
@@ -201,22 +201,13 @@ def field_differences(collection: Collection, exported: Row, stored: Row) -> lis
 
 
 def open_database(path: Path) -> apsw.Connection:
-    """Read-only connection to a database at the code's schema version; VerifyError otherwise."""
+    """Read-only connection to a database at the code's schema version, schema ours; VerifyError otherwise."""
     try:
-        conn = connect(path, readonly=True)
-        state = migrations.status(conn)
+        return open_at_head(path)
     except FileNotFoundError:
         raise VerifyError(f"{path}: no such database") from None
-    except (MigrationError, apsw.Error) as exc:
-        raise VerifyError(f"{path}: {exc}") from None
-    if state.pending:
-        raise VerifyError(f"{path}: schema version {state.current}, this code's is {state.head}")
-    return conn
-
-
-def select_sql(collection: Collection, where: str = "") -> str:
-    key = ", ".join(collection.field(name).column for name in collection.key)
-    return f"SELECT {', '.join(collection.columns)} FROM {collection.table}{where} ORDER BY {key}"
+    except (MigrationError, SchemaMismatch) as exc:
+        raise VerifyError(str(exc)) from None
 
 
 READ_AHEAD = 20_000  # how far the database cursor may jump ahead to meet an export row
