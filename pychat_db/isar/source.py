@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pychat_db.exchange.codec import FieldError, NaiveTimezone, RowCodec
@@ -57,14 +57,13 @@ class IsarSource(MappingSource):
     as bytes), as any `MappingSource`; `items` reads them as value lists through `RowCodec.convert_values`."""
 
     opened: OpenedFile | None = None
-    _values_codecs: dict[str, RowCodec] = field(default_factory=dict)
 
     def items(self, collection: Collection) -> Iterator[Item]:
         assert self.opened is not None
         stats = ReadStats(file=None)
         self._stats[collection.name] = stats
-        codec = self._values_codecs.get(collection.name) or RowCodec(collection, self.naive)
-        self._values_codecs[collection.name] = codec
+        codec = self._codecs.get(collection.name) or RowCodec(collection, self.naive)
+        self._codecs[collection.name] = codec
         convert = codec.convert_values
         prefix = f"{self.source_name}: {collection.name} "
         tags = collection.name == MESSAGE_TAGS.name
