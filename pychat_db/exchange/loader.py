@@ -16,8 +16,11 @@ the next run on the same target.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import operator
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,7 +34,7 @@ from pychat_db.connection import connect, create_private
 from pychat_db.errors import PychatDbError
 from pychat_db.exchange.codec import INT64_MAX, INT64_MIN, FieldError, Row
 from pychat_db.exchange.contract import COLLECTIONS, THREADS, Collection, Kind
-from pychat_db.exchange.reader import ExportError, Item, Problem, Source
+from pychat_db.exchange.reader import Chunk, ExportDirectory, ExportError, Item, Problem, Source
 from pychat_db.migrations import migrate
 
 RECOVERY_THREAD_NAME = "Recovered messages"
@@ -298,6 +301,62 @@ class _Loader:
         columns = ", ".join(collection.columns)
         marks = ", ".join("?" * len(collection.columns))
         sql = f"INSERT INTO {collection.table} ({columns}) VALUES ({marks})"
+        if isinstance(self.source, ExportDirectory):
+            self._load_chunks(collection, sql, stats, bytes_before, self.source.chunks(collection))
+        else:
+            self._insert_items(collection, sql, stats, bytes_before, self.source.items(collection))
+        stats.seconds = time.perf_counter() - started
+        stats.bytes = self.source.bytes_read - bytes_before
+        progress.end(collection.name, stats.read, stats.seconds)
+
+    def _load_chunks(
+        self, collection: Collection, sql: str, stats: CollectionReport, bytes_before: int, chunks: Iterator[Chunk]
+    ) -> None:
+        """Insert an export file's chunks: a chunk of accepted rows with one `executemany` over its list.
+
+        The same checks and the same problems in the same order as `_insert_items`,
+        which takes any other chunk (a refused row, an empty link). A row the database
+        refuses is found by the count of rows inserted before it (a failed row is
+        undone, the ones before it stay, as in `_insert_items`).
+        """
+        links = [
+            operator.itemgetter(i)
+            for i, f in enumerate(collection.fields)
+            if f.kind is Kind.LINK and collection.key == ("id",)
+        ]
+        cursor = self.conn.cursor()
+        conn = self.conn
+        progress = self.options.progress
+        source = self.source
+        for chunk in chunks:
+            rows = chunk.rows
+            if rows is None or any(None in map(link, rows) for link in links):
+                self._insert_items(collection, sql, stats, bytes_before, iter(chunk.all_items()))
+                continue
+            read_before = stats.read
+            start = 0
+            while start < len(rows):
+                inserted_before = conn.total_changes()
+                try:
+                    cursor.executemany(sql, rows if start == 0 else rows[start:])
+                    break
+                except (apsw.ConstraintError, UnicodeEncodeError) as exc:
+                    failed = start + conn.total_changes() - inserted_before
+                    stats.read = read_before + failed + 1
+                    item = chunk.item(failed)
+                    if isinstance(exc, apsw.ConstraintError):
+                        error = self._constraint_error(collection, item, exc)
+                    else:
+                        error = FieldError(None, "a string holds a lone UTF-16 surrogate")
+                    self.problem(Problem.of(collection.name, item, error), stats)
+                    start = failed + 1
+            stats.read = read_before + len(rows)
+            progress.update(stats.read, source.bytes_read - bytes_before)
+
+    def _insert_items(
+        self, collection: Collection, sql: str, stats: CollectionReport, bytes_before: int, items: Iterator[Item]
+    ) -> None:
+        progress = self.options.progress
         empty_links = [
             (i, f) for i, f in enumerate(collection.fields) if f.kind is Kind.LINK and collection.key == ("id",)
         ]
@@ -305,7 +364,7 @@ class _Loader:
 
         def rows() -> Iterator[Row]:
             source = self.source
-            for item in source.items(collection):
+            for item in items:
                 stats.read += 1
                 if stats.read % _PROGRESS_EVERY == 0:
                     progress.update(stats.read, source.bytes_read - bytes_before)
@@ -352,9 +411,6 @@ class _Loader:
                     Problem.of(collection.name, item, FieldError(None, "a string holds a lone UTF-16 surrogate")),
                     stats,
                 )
-        stats.seconds = time.perf_counter() - started
-        stats.bytes = self.source.bytes_read - bytes_before
-        progress.end(collection.name, stats.read, stats.seconds)
 
     def _constraint_error(self, collection: Collection, item: Item, exc: apsw.ConstraintError) -> FieldError:
         assert item.row is not None
@@ -450,6 +506,37 @@ class _Loader:
                 self.problem(problem, stats)
 
 
+class _BackgroundSync:
+    """fsync of the temporary file in a thread while the checks run, so publishing has less left to flush.
+
+    The checks only read, and the final fsync still runs after the commit; an error
+    seen here is raised by `join()` (a write-back error is reported to one fsync only).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.error: OSError | None = None
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._run, name="import-fsync", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            _fsync_path(self.path)
+        except OSError as exc:
+            self.error = exc
+
+    def join(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+
 def _drop_indexes(conn: apsw.Connection) -> list[str]:
     """Drop the indexes of the bulk-loaded tables; return their CREATE statements."""
     rows = conn.execute(
@@ -488,6 +575,7 @@ def import_source(source: Source, target: str | os.PathLike[str], options: Impor
             Path(f"{tmp}{suffix}").unlink()
     create_private(tmp)
     conn: apsw.Connection | None = None
+    syncer = _BackgroundSync(tmp)
     try:
         conn = connect(tmp, pragmas=False)
         for pragma in ("foreign_keys = OFF", "synchronous = OFF", "cache_size = -8192", "temp_store = FILE"):
@@ -496,7 +584,7 @@ def import_source(source: Source, target: str | os.PathLike[str], options: Impor
         indexes = _drop_indexes(conn)
         loader = _Loader(source, conn, options, report)
         try:
-            _load_all(loader, conn, source, indexes, report, options)
+            _load_all(loader, conn, source, indexes, report, options, syncer)
         except _Stop:
             pass
         except ExportError as exc:
@@ -513,6 +601,7 @@ def import_source(source: Source, target: str | os.PathLike[str], options: Impor
         conn.execute("PRAGMA journal_mode = WAL").fetchall()
         conn.close()
         conn = None
+        syncer.join()
         _fsync_path(tmp)
         _settle_target(target)
         os.replace(tmp, target)
@@ -524,12 +613,33 @@ def import_source(source: Source, target: str | os.PathLike[str], options: Impor
         raise refuse(f"cannot write: {exc}") from None
     finally:
         report.timings["total"] = time.perf_counter() - started
+        with contextlib.suppress(OSError):
+            syncer.join()
         if conn is not None:
             conn.close()
         if not report.ok or options.dry_run:
             for suffix in ("", "-journal", "-wal", "-shm"):
                 with contextlib.suppress(FileNotFoundError):
                     Path(f"{tmp}{suffix}").unlink()
+
+
+def _every_link_declared(conn: apsw.Connection) -> bool:
+    """Whether the schema declares every link of the contract as a foreign key (so foreign_key_check covers it)."""
+    for collection in COLLECTIONS:
+        declared = {(r[3], r[2], r[4]) for r in conn.execute(f"PRAGMA foreign_key_list({collection.table})")}
+        if any((f.column, f.target, "id") not in declared for f in collection.links):
+            return False
+    return True
+
+
+def _foreign_key_violations(conn: apsw.Connection, limit: int | None = None) -> list[tuple[object, ...]]:
+    """`PRAGMA foreign_key_check` rows (table, rowid, parent, fkid), at most `limit`."""
+    cursor = conn.cursor()
+    try:
+        cursor.execute("PRAGMA foreign_key_check")
+        return [tuple(r) for r in (cursor.fetchall() if limit is None else itertools.islice(cursor, limit))]
+    finally:
+        cursor.close()
 
 
 def _load_all(
@@ -539,17 +649,24 @@ def _load_all(
     indexes: list[str],
     report: ImportReport,
     options: ImportOptions,
+    syncer: _BackgroundSync,
 ) -> None:
     conn.execute("BEGIN")
     t = time.perf_counter()
     for collection in COLLECTIONS:
         loader.load(collection)
     report.timings["load"] = time.perf_counter() - t
+    if not options.dry_run:
+        syncer.start()  # the pages written so far go to disk while the links, indexes and checks run
     t = time.perf_counter()
     options.progress.phase("checking links")
-    for collection in COLLECTIONS:
-        if collection.links:
-            loader.check_links(collection)
+    # One `foreign_key_check` finds whether any link points nowhere (the schema declares every
+    # link of the contract); only then is each link scanned on its own, to name the rows.
+    links_clean = _every_link_declared(conn) and not _foreign_key_violations(conn, limit=1)
+    if not links_clean:
+        for collection in COLLECTIONS:
+            if collection.links:
+                loader.check_links(collection)
     loader.create_recovery_thread()
     report.timings["links"] = time.perf_counter() - t
     report.problems.extend(source.final_checks())
@@ -563,7 +680,8 @@ def _load_all(
     report.timings["indexes"] = time.perf_counter() - t
     t = time.perf_counter()
     options.progress.phase("checking foreign keys, integrity and counts")
-    broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+    # When the links phase found no violation, nothing has changed the rows since (indexes only).
+    broken = [] if links_clean else _foreign_key_violations(conn)
     if broken:
         table, rowid, parent, _ = broken[0]
         loader.fatal(

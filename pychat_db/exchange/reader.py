@@ -55,6 +55,7 @@ MAX_ELEMENT_BYTES = 256 << 20
 REDACTED_TEXT = b"<configuration: text not recorded, it holds the API key>"
 
 __all__ = [
+    "Chunk",
     "ExportDirectory",
     "ExportError",
     "Item",
@@ -90,6 +91,44 @@ class Item:
     def __repr__(self) -> str:  # never the text: it may hold the API key
         state = f"error={self.error}" if self.error else "row"
         return f"Item({self.location}, {state})"
+
+
+class Chunk:
+    """Consecutive objects of one file, as `ExportDirectory.chunks` reads them.
+
+    Either every object was accepted: `rows[i]` is the row of `lines[i]`, found at
+    line `first_line + i` of `where` (no Item per row: the loader inserts `rows` as
+    they are); or `rows` is None and `items` holds them one by one, refused ones
+    and blank lines included / skipped exactly as `items()` gives them.
+    """
+
+    __slots__ = ("first_line", "items", "lines", "rows", "where")
+
+    def __init__(
+        self, where: str, first_line: int, lines: list[bytes], rows: list[Row] | None, items: list[Item] | None
+    ) -> None:
+        self.where = where
+        self.first_line = first_line
+        self.lines = lines
+        self.rows = rows
+        self.items = items
+
+    def item(self, i: int) -> Item:
+        """The Item of `rows[i]` (or `items[i]`)."""
+        if self.rows is None:
+            assert self.items is not None
+            return self.items[i]
+        return Item(self.where, self.first_line + i, self.lines[i], self.rows[i], None)
+
+    def all_items(self) -> list[Item]:
+        if self.rows is None:
+            assert self.items is not None
+            return self.items
+        where, first, lines = self.where, self.first_line, self.lines
+        return [Item(where, first + i, lines[i], row, None) for i, row in enumerate(self.rows)]
+
+    def __len__(self) -> int:
+        return len(self.rows) if self.rows is not None else len(self.items or ())
 
 
 @dataclass(frozen=True, slots=True)
@@ -492,6 +531,22 @@ class ExportDirectory:
         return self._stats[collection.name]
 
     def items(self, collection: Collection) -> Iterator[Item]:
+        for chunk in self.chunks(collection):
+            if chunk.rows is None:
+                assert chunk.items is not None
+                yield from chunk.items
+            else:
+                where, lineno, lines = chunk.where, chunk.first_line, chunk.lines
+                for i, row in enumerate(chunk.rows):
+                    yield Item(where, lineno + i, lines[i], row, None)
+
+    def chunks(self, collection: Collection) -> Iterator[Chunk]:
+        """The collection's objects in source order, in chunks (see `Chunk`); raises ExportError on a fault.
+
+        An NDJSON file comes in chunks of the lines of about `CHUNK_BYTES`, each
+        decoded in one tight loop: a chunk whose every line was accepted carries
+        its rows without an Item per row. Other files come one object a chunk.
+        """
         path = self.files[collection.name]
         stats = ReadStats(file=path.name if path else None)
         self._stats[collection.name] = stats
@@ -504,17 +559,19 @@ class ExportDirectory:
         try:
             with path.open("rb") as stream:
                 if collection.single_object:
-                    yield from self._single_object(stream, path.name, codec, counter, stats)
+                    for item in self._single_object(stream, path.name, codec, counter, stats):
+                        yield Chunk(path.name, item.line or 1, [], None, [item])
                 elif path.suffix == ".json":
                     scanner = _ArrayScanner(stream, path.name, counter, codec.try_decode)
                     for line, text in scanner.elements():
                         stats.rows += 1
                         row = scanner.row
-                        yield (
+                        item = (
                             _item(codec, path.name, line, text)
                             if row is None
                             else Item(path.name, line, text, row, None)
                         )
+                        yield Chunk(path.name, line, [text], None, [item])
                 else:
                     yield from self._ndjson(stream, path.name, codec, counter, stats)
         except OSError as exc:
@@ -527,9 +584,9 @@ class ExportDirectory:
 
     def _ndjson(
         self, stream: IO[bytes], name: str, codec: RowCodec, counter: _Counter, stats: ReadStats
-    ) -> Iterator[Item]:
+    ) -> Iterator[Chunk]:
         decode = codec.decode
-        lineno = 0
+        lineno = 0  # lines before this chunk
         pending: list[bytes] = []
         pending_size = 0
         at_start = True
@@ -556,15 +613,36 @@ class ExportDirectory:
             if at_start and lines:
                 lines[0] = lines[0].removeprefix(BOM)
                 at_start = False
-            for line in lines:
-                lineno += 1
-                if not line or line.isspace():
-                    continue
-                stats.rows += 1
-                try:
-                    yield Item(name, lineno, line, decode(line), None)
-                except FieldError as exc:
-                    yield Item(name, lineno, line, None, exc)
+            rows: list[Row] = []
+            append = rows.append
+            failed: FieldError | None = None
+            try:
+                for line in lines:
+                    append(decode(line))
+            except FieldError as exc:
+                failed = exc
+            if failed is None:
+                stats.rows += len(rows)
+                yield Chunk(name, lineno + 1, lines, rows, None)
+            else:
+                # Row by row from the first line refused (or blank): the accepted ones before it as they are.
+                done = len(rows)
+                items = [Item(name, lineno + 1 + i, lines[i], row, None) for i, row in enumerate(rows)]
+                for k in range(done, len(lines)):
+                    line = lines[k]
+                    if not line or line.isspace():
+                        continue
+                    if k == done:
+                        items.append(Item(name, lineno + 1 + k, line, None, failed))
+                        continue
+                    try:
+                        items.append(Item(name, lineno + 1 + k, line, decode(line), None))
+                    except FieldError as exc:
+                        items.append(Item(name, lineno + 1 + k, line, None, exc))
+                if items:
+                    stats.rows += len(items)
+                    yield Chunk(name, lineno + 1, lines, None, items)
+            lineno += len(lines)
             if not chunk:
                 break
 
