@@ -34,7 +34,7 @@ from pychat_db.connection import connect, create_private
 from pychat_db.errors import PychatDbError
 from pychat_db.exchange.codec import INT64_MAX, INT64_MIN, FieldError, Row
 from pychat_db.exchange.contract import COLLECTIONS, THREADS, Collection, Kind
-from pychat_db.exchange.reader import Chunk, ExportDirectory, ExportError, Item, Problem, Source
+from pychat_db.exchange.reader import Chunk, ExportError, Item, Problem, Source
 from pychat_db.migrations import migrate
 
 RECOVERY_THREAD_NAME = "Recovered messages"
@@ -301,8 +301,9 @@ class _Loader:
         columns = ", ".join(collection.columns)
         marks = ", ".join("?" * len(collection.columns))
         sql = f"INSERT INTO {collection.table} ({columns}) VALUES ({marks})"
-        if isinstance(self.source, ExportDirectory):
-            self._load_chunks(collection, sql, stats, bytes_before, self.source.chunks(collection))
+        chunks = getattr(self.source, "chunks", None)  # a source that reads in chunks: ExportDirectory, IsarSource
+        if chunks is not None:
+            self._load_chunks(collection, sql, stats, bytes_before, chunks(collection))
         else:
             self._insert_items(collection, sql, stats, bytes_before, self.source.items(collection))
         stats.seconds = time.perf_counter() - started

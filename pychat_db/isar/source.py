@@ -12,13 +12,13 @@ property, dangling link, ...) stops reading: it is raised as the exchange's
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pychat_db.exchange.codec import FieldError, NaiveTimezone, RowCodec
+from pychat_db.exchange.codec import FieldError, NaiveTimezone, Row, RowCodec
 from pychat_db.exchange.contract import COLLECTIONS, MESSAGE_TAGS, Collection
-from pychat_db.exchange.reader import ExportError, Item, MappingSource, Problem, ReadStats
+from pychat_db.exchange.reader import Chunk, ExportError, Item, MappingSource, Problem, ReadStats
 from pychat_db.isar.app import OpenedFile
 from pychat_db.isar.format import IsarFormatError
 from pychat_db.isar.storage import StorageError
@@ -51,6 +51,30 @@ def _objects(opened: OpenedFile, name: str, collection: Collection) -> Iterable[
     return generate()
 
 
+CHUNK_ROWS = 1024  # rows per chunk at most
+CHUNK_BYTES = 4 << 20  # and about this much read from the file (blobs) per chunk
+
+
+class _ObjectsChunk(Chunk):
+    """Accepted rows of consecutive objects: without lines, an Item names its object (`where_of(row)`)."""
+
+    __slots__ = ("_where_of",)
+
+    def __init__(self, rows: list[Row], where_of: Callable[[Sequence[Any]], str]) -> None:
+        super().__init__("", 0, [], rows, None)
+        self._where_of = where_of
+
+    def item(self, i: int) -> Item:
+        assert self.rows is not None
+        row = self.rows[i]
+        return Item(self._where_of(row), None, None, row, None)
+
+    def all_items(self) -> list[Item]:
+        assert self.rows is not None
+        where_of = self._where_of
+        return [Item(where_of(row), None, None, row, None) for row in self.rows]
+
+
 @dataclass
 class IsarSource(MappingSource):
     """The app's collections of an opened Isar file. `objects` gives them as mappings (base64-free: fileData
@@ -76,6 +100,56 @@ class IsarSource(MappingSource):
                     yield Item(where, None, None, convert(values, strict_utf8=True), None)
                 except FieldError as exc:
                     yield Item(where, None, None, None, exc)
+        except (IsarFormatError, StorageError) as exc:
+            raise refusal(self.source_name, exc, collection.name) from None
+        stats.complete = True
+
+    def chunks(self, collection: Collection) -> Iterator[Chunk]:
+        """The objects of `items(collection)` in chunks, for the loader's bulk insert: a chunk of accepted
+        rows (up to CHUNK_ROWS rows or about CHUNK_BYTES read) has no Item per row; a refused row comes
+        alone, as its Item. The same rows, checks and refusals as `items`."""
+        assert self.opened is not None
+        stats = ReadStats(file=None)
+        self._stats[collection.name] = stats
+        codec = self._codecs.get(collection.name) or RowCodec(collection, self.naive)
+        self._codecs[collection.name] = codec
+        convert = codec.convert_values
+        prefix = f"{self.source_name}: {collection.name} "
+
+        def where_of(row: Sequence[Any]) -> str:
+            if collection.name == MESSAGE_TAGS.name:
+                return f"{prefix}messageId={row[0]} tagId={row[1]}"
+            return f"{prefix}id={row[0]}"
+
+        store = self.opened.isar.store
+        rows: list[Row] = []
+        append = rows.append
+        started = store.bytes_read
+        try:
+            for values in self.opened.app.values(collection):
+                try:
+                    # The reader decodes every string with strict `bytes.decode()`: no lone surrogate.
+                    append(convert(values, strict_utf8=True))
+                except FieldError as exc:
+                    if rows:
+                        stats.rows += len(rows)
+                        yield _ObjectsChunk(rows, where_of)
+                        rows = []
+                        append = rows.append
+                    stats.rows += 1
+                    where = where_of(values)
+                    yield Chunk(where, 0, [], None, [Item(where, None, None, None, exc)])
+                    started = store.bytes_read
+                    continue
+                if len(rows) >= CHUNK_ROWS or store.bytes_read - started > CHUNK_BYTES:
+                    stats.rows += len(rows)
+                    yield _ObjectsChunk(rows, where_of)
+                    rows = []
+                    append = rows.append
+                    started = store.bytes_read
+            if rows:
+                stats.rows += len(rows)
+                yield _ObjectsChunk(rows, where_of)
         except (IsarFormatError, StorageError) as exc:
             raise refusal(self.source_name, exc, collection.name) from None
         stats.complete = True

@@ -64,6 +64,11 @@ class Store(Protocol):
     page_size: int
     file_size: int
 
+    @property
+    def bytes_read(self) -> int:
+        """Bytes of values read so far (about: a fixed allowance per pair), over every map."""
+        ...
+
     def maps(self) -> list[MapInfo]:
         """The named maps, sorted by name."""
         ...
@@ -153,6 +158,7 @@ class MdbxStore:
             raise StorageError(f"cannot read the file's map list: {_reason(exc, [])}") from None
         self._generation = 0
         self._read = 0
+        self._read_before = 0  # `_read` of the windows before the last remap
         self.remaps = 0
 
     def _open(self) -> None:
@@ -182,8 +188,13 @@ class MdbxStore:
         self._env = None
         self._open()
         self._generation += 1
+        self._read_before += self._read
         self._read = 0
         self.remaps += 1
+
+    @property
+    def bytes_read(self) -> int:
+        return self._read_before + self._read
 
     def maps(self) -> list[MapInfo]:
         return [self._maps[name] for name in sorted(self._maps)]
