@@ -224,6 +224,22 @@ class RowCodec:
         except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError, FieldError):
             return None
 
+    def try_decode_lines(self, data: bytes | memoryview) -> list[Row] | None:
+        """The rows of every JSON value in `data` (values separated by any whitespace), or None if one is refused.
+
+        One msgspec call for a whole block of NDJSON. Values are not tied to lines
+        here: a caller that needs one object per line checks that itself (or
+        decodes line by line with `decode`, which explains a refusal).
+        """
+        try:
+            objs = self._decoder.decode_lines(data)
+            if self._plain:
+                return list(map(msgspec.structs.astuple, objs))
+            finish, astuple = self._finish, msgspec.structs.astuple
+            return [finish(astuple(obj)) for obj in objs]
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError, FieldError):
+            return None
+
     def convert(self, mapping: Mapping[str, Any]) -> Row:
         """One decoded object (camelCase keys, JSON value types, bytes allowed) → row. Raises FieldError."""
         try:
