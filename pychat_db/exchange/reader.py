@@ -28,6 +28,7 @@ origin of contract rows plugs in the same way:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import queue
 import re
@@ -585,7 +586,7 @@ class ExportDirectory:
     def _ndjson(
         self, stream: IO[bytes], name: str, codec: RowCodec, counter: _Counter, stats: ReadStats
     ) -> Iterator[Chunk]:
-        decode = codec.decode
+        decode, try_lines = codec.decode, codec.try_decode_lines
         lineno = 0  # lines before this chunk
         pending: list[bytes] = []
         pending_size = 0
@@ -604,23 +605,42 @@ class ExportDirectory:
                             )
                         )
                     continue
-                lines = (b"".join(pending) + chunk if pending else chunk).split(b"\n")
+                data = b"".join(pending) + chunk if pending else chunk
+                lines = data.split(b"\n")
                 tail = lines.pop()
                 pending, pending_size = [tail], len(tail)
+                end = len(data) - len(tail) - 1  # data[:end] is `lines` joined by newlines
             else:
-                lines = [b"".join(pending)]
+                data = b"".join(pending)
+                lines = [data]
                 pending = []
+                end = len(data)
             if at_start and lines:
                 lines[0] = lines[0].removeprefix(BOM)
                 at_start = False
             rows: list[Row] = []
-            append = rows.append
             failed: FieldError | None = None
-            try:
-                for line in lines:
-                    append(decode(line))
-            except FieldError as exc:
-                failed = exc
+            # The whole block in one msgspec call when each line is one object: every line starts
+            # with `{` and ends with `}` (so no value spans a newline: `}` then `{` is never inside
+            # a value, and a string holds no raw newline) and there are as many values as lines.
+            # Anything else (a refused value, blank lines, CRLF, a BOM) goes line by line.
+            n = len(lines)
+            block = None
+            if (
+                end > 0
+                and all(map(bytes.startswith, lines, itertools.repeat(b"{")))
+                and all(map(bytes.endswith, lines, itertools.repeat(b"}")))
+            ):
+                block = try_lines(memoryview(data)[:end])
+            if block is not None and len(block) == n:
+                rows = block
+            else:
+                append = rows.append
+                try:
+                    for line in lines:
+                        append(decode(line))
+                except FieldError as exc:
+                    failed = exc
             if failed is None:
                 stats.rows += len(rows)
                 yield Chunk(name, lineno + 1, lines, rows, None)
