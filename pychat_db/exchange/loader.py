@@ -11,6 +11,13 @@ passed is the file committed, switched to WAL, fsynced and renamed over
 `target` (then the directory is fsynced). Any failure, or a kill at any moment,
 leaves `target` as it was; a temporary file left by a killed run is removed by
 the next run on the same target.
+
+Speed (docs/performance.md): a source that reads in chunks (`chunks()`) has each
+chunk of accepted rows inserted by one `executemany` over its list; the links are
+checked by one `foreign_key_check` before the indexes are built (each link is
+scanned on its own, to name the rows, only when it finds something, and its
+result stands for the final check: only indexes are built in between); the pages
+loaded are fsynced in a thread while the links, indexes and checks run.
 """
 
 from __future__ import annotations
@@ -510,8 +517,9 @@ class _Loader:
 class _BackgroundSync:
     """fsync of the temporary file in a thread while the checks run, so publishing has less left to flush.
 
-    The checks only read, and the final fsync still runs after the commit; an error
-    seen here is raised by `join()` (a write-back error is reported to one fsync only).
+    It only flushes what was written so far: the final fsync still runs after the
+    commit, before the rename. An error seen here is raised by `join()` (a
+    write-back error is reported to one fsync only).
     """
 
     def __init__(self, path: Path) -> None:

@@ -12,8 +12,10 @@ origin of contract rows plugs in the same way:
                 item.row            # tuple of SQLite values in collection.fields order
     problems = source.final_checks()   # manifest counts and SHA-256, after every collection was read
 
-* `ExportDirectory` streams each file with constant memory: NDJSON line by line
-  (binary, one typed msgspec decode per line), a `NAME.json` array element by
+* `ExportDirectory` streams each file with constant memory: NDJSON by chunks of
+  about `CHUNK_BYTES` (one typed msgspec decode of the whole chunk when each line
+  is one object, else line by line; `chunks()` hands the loader a chunk's rows
+  without an Item per row), a `NAME.json` array element by
   element (a scanner finds each element's end; one element is held at a time, at
   most `MAX_ELEMENT_BYTES`). It accepts a BOM, CRLF, blank lines, and
   configuration.json as an object, `{}`, `null`, an empty file or no file.
