@@ -198,6 +198,7 @@ class RowCodec:
         self.struct = _struct_for(collection)
         self._decoder = msgspec.json.Decoder(self.struct)
         self._values_struct = _struct_for(collection, array_like=True)
+        self._values_list: Any = list[self._values_struct]  # type: ignore[name-defined]
         self._names = tuple(f.name for f in collection.fields)
         self._timestamps = tuple(i for i, f in enumerate(collection.fields) if f.kind is Kind.TIMESTAMP)
         self._bytes = tuple(i for i, f in enumerate(collection.fields) if f.kind is Kind.BYTES)
@@ -277,6 +278,18 @@ class RowCodec:
                 if isinstance(value, str) and _has_surrogate(value):
                     raise FieldError(self.collection.fields[i].name, "lone UTF-16 surrogate in the string")
         return self._finish(out)
+
+    def try_convert_values_many(self, rows: Sequence[Sequence[Any]]) -> list[Row] | None:
+        """`convert_values(values, strict_utf8=True)` of every one of `rows` in one msgspec call, or None
+        if one is refused (the caller then converts them one by one, which explains the refusal)."""
+        try:
+            objs = msgspec.convert(rows, self._values_list)
+            if self._plain:
+                return list(map(msgspec.structs.astuple, objs))
+            finish, astuple = self._finish, msgspec.structs.astuple
+            return [finish(astuple(obj)) for obj in objs]
+        except (msgspec.ValidationError, FieldError):
+            return None
 
     def _finish(self, values: tuple[Any, ...]) -> Row:
         if self._plain:
