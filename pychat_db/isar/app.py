@@ -28,7 +28,7 @@ from pychat_db.convert import MAX_MICROS, MIN_MICROS
 from pychat_db.exchange import contract
 from pychat_db.exchange.contract import MESSAGE_TYPES, Collection
 from pychat_db.isar.format import CollectionSchema, DataType, IsarFile, IsarFormatError, ObjectReader, Property
-from pychat_db.isar.storage import private_copy
+from pychat_db.isar.storage import StorageError, private_copy
 
 Row = dict[str, Any]
 
@@ -120,6 +120,8 @@ BY_CONTRACT = {m.contract.name: m for m in MAPPING}
 BY_ISAR = {m.isar: m for m in MAPPING}
 # message_tags: the many-to-many link Message.tags → Tag.
 TAGS_LINK = ("Message", "tags", "Tag")
+BATCH_ROWS = 1024  # rows per batch of `value_batches` at most
+BATCH_BYTES = 4 << 20  # and about this much read from the file (blobs) per batch
 KNOWN_LINKS = {("Message", "thread"), ("Message", "tags"), ("ModeOutput", "thread"), ("ModeOutput", "mode")}
 
 
@@ -408,20 +410,49 @@ class AppReader:
         exchange codec accepts both; it saves an encode and a decode per blob).
         """
         if collection.name == contract.MESSAGE_TAGS.name:
-            return self._message_tags()
-        return self._rows(BY_CONTRACT[collection.name], raw_bytes, False)
+            for pairs in self._message_tags(True):
+                for src, tag in pairs:
+                    yield {"messageId": src, "tagId": tag}
+            return
+        for batch in self._rows(BY_CONTRACT[collection.name], raw_bytes, False, BATCH_ROWS, BATCH_BYTES):
+            yield from batch
 
     def values(self, collection: Collection) -> Iterator[Sequence[Any]]:
         """Like `rows(collection, raw_bytes=True)`, each row as the list (tuple) of its values in the contract's
-        field order: no dict per row (the import's hot path, `RowCodec.convert_values`).
+        field order: no dict per row (`RowCodec.convert_values`).
 
         Every str comes from strict UTF-8 decoding (`bytes.decode()`).
         """
-        if collection.name == contract.MESSAGE_TAGS.name:
-            return self._message_tags(as_values=True)
-        return self._rows(BY_CONTRACT[collection.name], True, True)
+        for batch in self.value_batches(collection):
+            yield from batch
 
-    def _rows(self, cmap: CollectionMap, raw_bytes: bool, as_values: bool) -> Iterator[Any]:  # Row or list
+    def value_batches(
+        self,
+        collection: Collection,
+        *,
+        max_rows: int = BATCH_ROWS,
+        max_bytes: int = BATCH_BYTES,
+        check_tag_sources: bool = True,
+    ) -> Iterator[list[Sequence[Any]]]:
+        """The rows of `values(collection)` in lists of up to `max_rows` rows or about `max_bytes` read
+        (the import's hot path: no call per row between the reader and the codec).
+
+        A refusal is raised after the rows before it were yielded, so a consumer sees the same rows
+        before the same error as with `values()`.
+
+        `check_tag_sources=False` (only for a consumer that proves it otherwise, as the loader's
+        `foreign_key_check` does): message_tags pairs are not checked to come from an existing
+        Message, which costs a lookup (reading the whole message) per distinct source. A pair
+        to a missing Tag, or a corrupt pair, is still refused, with the same error as the checked
+        read gives (it reruns the checked read to find the first refusal in link order).
+        """
+        if collection.name == contract.MESSAGE_TAGS.name:
+            return self._message_tags(check_tag_sources)  # LINK_BATCH pairs per batch
+        return self._rows(BY_CONTRACT[collection.name], True, True, max_rows, max_bytes)
+
+    def _rows(
+        self, cmap: CollectionMap, raw_bytes: bool, as_values: bool, max_rows: int, max_bytes: int
+    ) -> Iterator[list[Any]]:  # lists of rows (dicts or value lists)
         isar = self.isar
         schema = isar.collections.get(cmap.isar)
         if schema is None:
@@ -445,41 +476,85 @@ class AppReader:
         embedded = isar.embedded
         name = cmap.isar
         single = cmap.contract.single_object
-        for seen, (id_, data) in enumerate(isar.raw_objects(name), 1):
-            row: Any = None
-            if fast is not None:
-                try:
-                    row = fast(data, id_)
-                except (IndexError, ValueError, struct.error):  # UnicodeDecodeError is a ValueError
-                    row = None
-            if row is None:  # anything unusual: the reference decoder gives the value or the precise error
-                obj = ObjectReader(data, collection=name, id=id_, embedded_schemas=embedded)
-                for p in unknown:
-                    if obj.value(p) is not None:
-                        raise _fail(obj, p.name or "", "property not known to the app mapping; its value would be lost")
-                row = {field: (id_ if field == "id" else None) if get is None else get(obj) for field, get in getters}
-                if as_values:
-                    row = list(row.values())  # the getters are in the contract's field order
-            for field, join in joins:
-                row[field] = join.take_one(id_)
-            if single and seen > 1:
-                raise IsarFormatError(
-                    f"a second {name} object; the export holds one configuration", collection=name, id=id_, field="id"
-                )
-            yield row
-        for _, join in joins:
-            join.finish()
+        fast_errors = (IndexError, ValueError, struct.error)  # UnicodeDecodeError is a ValueError
+        batch: list[Any] = []
+        append = batch.append
+        nbytes = 0
+        seen = 0
+        try:
+            for id_, data in isar.raw_objects(name):
+                seen += 1
+                row: Any = None
+                if fast is not None:
+                    try:
+                        row = fast(data, id_)
+                    except fast_errors:
+                        row = None
+                if row is None:  # anything unusual: the reference decoder gives the value or the precise error
+                    obj = ObjectReader(data, collection=name, id=id_, embedded_schemas=embedded)
+                    for p in unknown:
+                        if obj.value(p) is not None:
+                            raise _fail(
+                                obj, p.name or "", "property not known to the app mapping; its value would be lost"
+                            )
+                    row = {
+                        field: (id_ if field == "id" else None) if get is None else get(obj) for field, get in getters
+                    }
+                    if as_values:
+                        row = list(row.values())  # the getters are in the contract's field order
+                for field, join in joins:
+                    row[field] = join.take_one(id_)
+                if single and seen > 1:
+                    raise IsarFormatError(
+                        f"a second {name} object; the export holds one configuration",
+                        collection=name,
+                        id=id_,
+                        field="id",
+                    )
+                append(row)
+                nbytes += len(data) + 64
+                if len(batch) >= max_rows or nbytes > max_bytes:
+                    yield batch
+                    batch = []
+                    append = batch.append
+                    nbytes = 0
+            for _, join in joins:
+                join.finish()
+        except (IsarFormatError, StorageError) as exc:
+            if batch:  # the rows before the refusal first, as object by object
+                yield batch
+            raise exc from None
+        if batch:
+            yield batch
 
-    def _message_tags(self, as_values: bool = False) -> Iterator[Any]:  # Row or tuple
-        """The pairs of the link Message.tags, checked a batch at a time: every target among the Tag ids
-        (a set operation), every distinct source looked up once in Message (not every message read).
-        The first faulty pair in link order is refused, source before target, as pair by pair."""
+    def _message_tags(self, check_sources: bool) -> Iterator[list[Any]]:  # (messageId, tagId) tuples
+        """The pairs of the link Message.tags, a batch at a time: every target among the Tag ids (a set
+        operation) and, with `check_sources`, every distinct source looked up once in Message (not every
+        message read). The first faulty pair in link order is refused, source before target, as pair by pair."""
         source, link_name, target = TAGS_LINK
         schema = self.isar.collections.get(source)
         link = next((lk for lk in schema.links if lk.name == link_name), None) if schema else None
         if link is None:
             return
         targets = self.ids_of(target)
+        if not check_sources:
+            try:
+                for sources, tag_ids in self.isar.link_batches(source, link):
+                    if not targets.issuperset(tag_ids):
+                        break
+                    yield list(zip(sources, tag_ids, strict=True))
+                else:
+                    return
+            except (IsarFormatError, StorageError) as exc:
+                refused: IsarFormatError | StorageError | None = exc
+            else:
+                refused = None
+            # A refusal: the checked read raises the first one in link order (maybe a missing source before it).
+            for _ in self._message_tags(True):
+                pass
+            if refused is not None:
+                raise refused
+            raise AssertionError("the checked read of Message.tags accepted what the unchecked one refused")
         first_missing = self.isar.first_missing
         checked: int | None = None  # the last source looked up (it may continue in the next batch)
         for sources, tag_ids in self.isar.link_batches(source, link):
@@ -500,11 +575,7 @@ class AppReader:
                     id=sources[bad],
                     field=link_name,
                 )
-            if as_values:
-                yield from zip(sources, tag_ids, strict=True)
-            else:
-                for src, tag in zip(sources, tag_ids, strict=True):
-                    yield {"messageId": src, "tagId": tag}
+            yield list(zip(sources, tag_ids, strict=True))
 
 
 # ---------------------------------------------------------------------------------------------

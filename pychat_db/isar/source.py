@@ -51,10 +51,6 @@ def _objects(opened: OpenedFile, name: str, collection: Collection) -> Iterable[
     return generate()
 
 
-CHUNK_ROWS = 1024  # rows per chunk at most
-CHUNK_BYTES = 4 << 20  # and about this much read from the file (blobs) per chunk
-
-
 class _ObjectsChunk(Chunk):
     """Accepted rows of consecutive objects: without lines, an Item names its object (`where_of(row)`)."""
 
@@ -83,37 +79,26 @@ class IsarSource(MappingSource):
     opened: OpenedFile | None = None
 
     def items(self, collection: Collection) -> Iterator[Item]:
-        assert self.opened is not None
-        stats = ReadStats(file=None)
-        self._stats[collection.name] = stats
-        codec = self._codecs.get(collection.name) or RowCodec(collection, self.naive)
-        self._codecs[collection.name] = codec
-        convert = codec.convert_values
-        prefix = f"{self.source_name}: {collection.name} "
-        tags = collection.name == MESSAGE_TAGS.name
-        try:
-            for values in self.opened.app.values(collection):
-                stats.rows += 1
-                where = f"{prefix}messageId={values[0]} tagId={values[1]}" if tags else f"{prefix}id={values[0]}"
-                try:
-                    # The reader decodes every string with strict `bytes.decode()`: no lone surrogate.
-                    yield Item(where, None, None, convert(values, strict_utf8=True), None)
-                except FieldError as exc:
-                    yield Item(where, None, None, None, exc)
-        except (IsarFormatError, StorageError) as exc:
-            raise refusal(self.source_name, exc, collection.name) from None
-        stats.complete = True
+        for chunk in self.chunks(collection, loader_checks_links=False):
+            yield from chunk.all_items()
 
-    def chunks(self, collection: Collection) -> Iterator[Chunk]:
+    def chunks(self, collection: Collection, *, loader_checks_links: bool = True) -> Iterator[Chunk]:
         """The objects of `items(collection)` in chunks, for the loader's bulk insert: a chunk of accepted
-        rows (up to CHUNK_ROWS rows or about CHUNK_BYTES read) has no Item per row; a refused row comes
-        alone, as its Item. The same rows, checks and refusals as `items`."""
+        rows (a batch of the reader's, up to 1024 rows or about 4 MiB read) has no Item per row; a refused
+        row comes alone, as its Item. The same rows, checks and refusals as `items`.
+
+        `loader_checks_links` (the loader's call): the message_tags pairs are not looked up in Message
+        by the reader (`AppReader.value_batches(check_tag_sources=False)`): the loader's
+        `foreign_key_check` finds a pair from a missing message, and then re-reads the collection with
+        `items()`, whose checked read refuses it as the reader always did (collection, id, field).
+        """
         assert self.opened is not None
         stats = ReadStats(file=None)
         self._stats[collection.name] = stats
         codec = self._codecs.get(collection.name) or RowCodec(collection, self.naive)
         self._codecs[collection.name] = codec
         convert = codec.convert_values
+        convert_many = codec.try_convert_values_many
         prefix = f"{self.source_name}: {collection.name} "
 
         def where_of(row: Sequence[Any]) -> str:
@@ -121,35 +106,30 @@ class IsarSource(MappingSource):
                 return f"{prefix}messageId={row[0]} tagId={row[1]}"
             return f"{prefix}id={row[0]}"
 
-        store = self.opened.isar.store
-        rows: list[Row] = []
-        append = rows.append
-        started = store.bytes_read
+        batches = self.opened.app.value_batches(collection, check_tag_sources=not loader_checks_links)
         try:
-            for values in self.opened.app.values(collection):
-                try:
-                    # The reader decodes every string with strict `bytes.decode()`: no lone surrogate.
-                    append(convert(values, strict_utf8=True))
-                except FieldError as exc:
-                    if rows:
-                        stats.rows += len(rows)
-                        yield _ObjectsChunk(rows, where_of)
-                        rows = []
-                        append = rows.append
-                    stats.rows += 1
-                    where = where_of(values)
-                    yield Chunk(where, 0, [], None, [Item(where, None, None, None, exc)])
-                    started = store.bytes_read
+            for batch in batches:
+                # The reader decodes every string with strict `bytes.decode()`: no lone surrogate.
+                converted = convert_many(batch)
+                if converted is not None:
+                    stats.rows += len(batch)
+                    yield _ObjectsChunk(converted, where_of)
                     continue
-                if len(rows) >= CHUNK_ROWS or store.bytes_read - started > CHUNK_BYTES:
+                rows: list[Row] = []  # a row is refused: one by one, to name it
+                for values in batch:
+                    try:
+                        rows.append(convert(values, strict_utf8=True))
+                    except FieldError as exc:
+                        if rows:
+                            stats.rows += len(rows)
+                            yield _ObjectsChunk(rows, where_of)
+                            rows = []
+                        stats.rows += 1
+                        where = where_of(values)
+                        yield Chunk(where, 0, [], None, [Item(where, None, None, None, exc)])
+                if rows:
                     stats.rows += len(rows)
                     yield _ObjectsChunk(rows, where_of)
-                    rows = []
-                    append = rows.append
-                    started = store.bytes_read
-            if rows:
-                stats.rows += len(rows)
-                yield _ObjectsChunk(rows, where_of)
         except (IsarFormatError, StorageError) as exc:
             raise refusal(self.source_name, exc, collection.name) from None
         stats.complete = True
