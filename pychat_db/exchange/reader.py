@@ -53,7 +53,7 @@ from pychat_db.exchange.contract import (
 )
 
 BOM = b"\xef\xbb\xbf"
-CHUNK_BYTES = 1 << 20
+CHUNK_BYTES = 1 << 19  # 512 KiB: a chunk of NDJSON and its rows are held at a time
 MAX_ELEMENT_BYTES = 256 << 20
 REDACTED_TEXT = b"<configuration: text not recorded, it holds the API key>"
 
