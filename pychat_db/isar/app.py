@@ -31,6 +31,7 @@ from pychat_db.isar.format import CollectionSchema, DataType, IsarFile, IsarForm
 from pychat_db.isar.storage import StorageError, private_copy
 
 Row = dict[str, Any]
+_NEG = -(1 << 63)  # an id's key is the id XOR 1 << 63 (format.id_from_key)
 
 TEXT = (DataType.String,)
 TIMESTAMP = (DataType.Long,)  # DateTime: Long µs since the epoch, UTC
@@ -477,12 +478,17 @@ class AppReader:
         name = cmap.isar
         single = cmap.contract.single_object
         fast_errors = (IndexError, ValueError, struct.error)  # UnicodeDecodeError is a ValueError
+        objects = isar.store.items(name) if name in isar.map_info else iter(())
+        from_bytes = int.from_bytes
         batch: list[Any] = []
         append = batch.append
         nbytes = 0
         seen = 0
         try:
-            for id_, data in isar.raw_objects(name):
+            for key, data in objects:  # `isar.raw_objects(name)` without a generator of its own
+                if len(key) != 8:
+                    raise IsarFormatError(f"corrupt key of {len(key)} bytes in map {name}", collection=name)
+                id_ = from_bytes(key, "little", signed=True) ^ _NEG
                 seen += 1
                 row: Any = None
                 if fast is not None:
@@ -637,9 +643,9 @@ def compile_fast_row(
 
     It returns the row as a dict, or with `as_values` as the list of its values in field order.
     """
-    fmt = ["<"]
+    fmt = ["<H"]  # the static size, then the properties
     index_of: dict[str, int] = {}
-    i = 0
+    i = 1
     for prop in schema.properties:
         code = _STRUCT_CODES.get(prop.type.value)
         if prop.name is None:
@@ -652,10 +658,12 @@ def compile_fast_row(
         else:
             fmt.append(code)
             i += 1
-    unpack = struct.Struct("".join(fmt)).unpack_from
+    layout = struct.Struct("".join(fmt))
     static_size = schema.static_size
-    lines = ["def fast(data, id_):", "    n = len(data)", f"    if n < SS or data[0] != {static_size & 0xFF}"
-             f" or data[1] != {static_size >> 8}: return None", "    v = UNPACK(data, 2)"]  # fmt: skip
+    if layout.size != static_size:
+        return None
+    # unpack_from raises struct.error when the object is shorter than its static size.
+    lines = ["def fast(data, id_):", "    v = UNPACK(data)", "    if v[0] != SS: return None", "    n = len(data)"]
     links = {lm.field for lm in cmap.links}
     props = {pm.field: pm for pm in cmap.properties}
     values: list[tuple[str, str]] = []  # (field, expression)
@@ -681,7 +689,7 @@ def compile_fast_row(
         lines.append("    return {" + ", ".join(f"{name!r}: {expr}" for name, expr in values) + "}")
     namespace: dict[str, Any] = {
         "SS": static_size,
-        "UNPACK": unpack,
+        "UNPACK": layout.unpack_from,
         "TYPES": MESSAGE_TYPES,
         "L2B": long_list_to_bytes,
         "B64": base64.b64encode,

@@ -15,6 +15,7 @@ the Isar sources each rule was checked against. Summary:
 from __future__ import annotations
 
 import enum
+import itertools
 import json
 import math
 import struct
@@ -500,8 +501,7 @@ class IsarFile:
 
     def links(self, collection: str, link: Link) -> Iterator[tuple[int, int]]:
         """(source id, target id) pairs of one link, sorted by source then target."""
-        for sources, targets in self.link_batches(collection, link):
-            yield from zip(sources, targets, strict=True)
+        return itertools.chain.from_iterable(itertools.starmap(zip, self.link_batches(collection, link)))
 
     def link_batches(self, collection: str, link: Link) -> Iterator[tuple[tuple[int, ...], tuple[int, ...]]]:
         """The pairs of `links()` as (source ids, target ids) of up to LINK_BATCH pairs, decoded in C.

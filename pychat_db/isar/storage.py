@@ -167,7 +167,11 @@ class MdbxStore:
         with _captured_stderr() as log:
             try:
                 self._env = clibmdbx.Environment(
-                    os.fspath(self.path), readonly=not self.writable, subdir=False, max_dbs=1024
+                    os.fspath(self.path),
+                    readonly=not self.writable,
+                    subdir=False,
+                    max_dbs=1024,
+                    flags=clibmdbx.MDBX_NORDAHEAD,
                 )
                 self._txn: Any = self._env.read()
             except (clibmdbx.Error, OSError) as exc:
