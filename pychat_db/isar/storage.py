@@ -167,11 +167,7 @@ class MdbxStore:
         with _captured_stderr() as log:
             try:
                 self._env = clibmdbx.Environment(
-                    os.fspath(self.path),
-                    readonly=not self.writable,
-                    subdir=False,
-                    max_dbs=1024,
-                    flags=clibmdbx.MDBX_NORDAHEAD,
+                    os.fspath(self.path), readonly=not self.writable, subdir=False, max_dbs=1024
                 )
                 self._txn: Any = self._env.read()
             except (clibmdbx.Error, OSError) as exc:
