@@ -309,12 +309,15 @@ class _LinkJoin:
         pending = self.pending
         if pending is None or pending[0] > source:
             return None
-        taken = 0
         if pending[0] == source and pending[1] in self.targets:  # the ordinary case, without a list
             following = self.pending = next(self.pairs, None)
             if following is None or following[0] != source:
                 return pending[1]
-            taken = 1
+            return self.take_rest(source, 1)
+        return self.take_rest(source, 0)
+
+    def take_rest(self, source: int, taken: int) -> int | None:
+        """`take_one(source)` after `taken` (0 or 1) of its targets were taken (and checked)."""
         targets = self.take(source)  # the precise error, or the other targets
         if taken + len(targets) > 1:
             raise IsarFormatError(
@@ -508,8 +511,18 @@ class AppReader:
                     }
                     if as_values:
                         row = list(row.values())  # the getters are in the contract's field order
-                for field, join in joins:
-                    row[field] = join.take_one(id_)
+                for field, join in joins:  # `join.take_one(id_)`, its ordinary case inline
+                    pending = join.pending
+                    if pending is None or pending[0] > id_:
+                        row[field] = None
+                    elif pending[0] == id_ and pending[1] in join.targets:
+                        following = join.pending = next(join.pairs, None)
+                        if following is None or following[0] != id_:
+                            row[field] = pending[1]
+                        else:
+                            row[field] = join.take_rest(id_, 1)
+                    else:
+                        row[field] = join.take_rest(id_, 0)
                 if single and seen > 1:
                     raise IsarFormatError(
                         f"a second {name} object; the export holds one configuration",

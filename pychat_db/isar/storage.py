@@ -221,14 +221,15 @@ class MdbxStore:
                 if generation != self._generation:
                     generation = self._generation
                     cursor = self._txn.cursor(self._db(name))
+                    following = cursor.next
                     if last is None:
                         item = cursor.first()
                     else:
                         item = cursor.get_both(last[0], last[1], range=True) if dup else cursor.set_range(last[0])
                         if item == last:
-                            item = cursor.next()
+                            item = following()
                 else:
-                    item = cursor.next()
+                    item = following()
                 if item is None:
                     return
                 last = item
