@@ -50,7 +50,7 @@ from pychat_db.connection import connect
 from pychat_db.errors import MigrationError, PychatDbError, SchemaMismatch
 from pychat_db.exchange.codec import NaiveTimezone, Row, row_digest
 from pychat_db.exchange.contract import BY_NAME, COLLECTIONS, MESSAGE_TAGS, MESSAGES, Collection, Kind, select_sql
-from pychat_db.exchange.reader import ExportDirectory, ExportError, Problem, Source
+from pychat_db.exchange.reader import Chunk, ExportDirectory, ExportError, Item, Problem, Source
 from pychat_db.schema_check import open_at_head
 
 SECRET_FIELDS = frozenset({("configuration", "apiKey")})
@@ -373,26 +373,52 @@ class Verifier:
             yield from message
 
     # -- reading the export -----------------------------------------------------------------
-    def _export_rows(self, collection: Collection) -> Iterator[tuple[Row, str, int]]:
-        """(row, location, line) of every row; VerifyError at the first row the importer would refuse."""
+    def _chunks(self, collection: Collection) -> Iterator[Chunk]:
+        """The source's rows in chunks (no Item per accepted row), or its items one chunk each.
+
+        `checked_chunks` (an Isar file's source) reads with every check of `items()`; the
+        loader's `chunks()` may leave a check to the loader's SQL, which verify does not run.
+        """
+        chunks = getattr(self.source, "checked_chunks", None) or getattr(self.source, "chunks", None)
+        if chunks is not None:
+            yield from chunks(collection)
+            return
+        for item in self.source.items(collection):
+            yield Chunk(item.location, item.line or 0, [], None, [item])
+
+    def _rows_of(self, collection: Collection) -> Iterator[tuple[Row, Chunk, int]]:
+        """(row, chunk, i) of every row: `chunk.item(i)` names it. VerifyError at the first row the
+        importer would refuse (and at a refusal of the source)."""
         try:
-            for item in self.source.items(collection):
-                if item.error is not None:
-                    raise VerifyError(f"{Problem.of(collection.name, item)} (the import refuses this export)")
-                assert item.row is not None
-                yield item.row, item.location, item.line or 0
+            for chunk in self._chunks(collection):
+                rows = chunk.rows
+                if rows is not None:
+                    for i, row in enumerate(rows):
+                        yield row, chunk, i
+                    continue
+                assert chunk.items is not None
+                for i, item in enumerate(chunk.items):
+                    if item.error is not None or item.row is None:
+                        raise VerifyError(f"{Problem.of(collection.name, item)} (the import refuses this export)")
+                    yield item.row, chunk, i
         except ExportError as exc:
             raise VerifyError(str(exc)) from None
 
-    def _reservoir(self, seen: int, row: Row, location: str) -> None:
+    def _export_rows(self, collection: Collection) -> Iterator[tuple[Row, str, int]]:
+        """(row, location, line) of every row; VerifyError at the first row the importer would refuse."""
+        for row, chunk, i in self._rows_of(collection):
+            item: Item = chunk.item(i)
+            yield row, item.location, item.line or 0
+
+    def _reservoir(self, seen: int, row: Row, chunk: Chunk, i: int) -> None:
         message_id = row[0]
         assert isinstance(message_id, int)
         if len(self._sampled) < self.samples:
-            self._sampled.append((message_id, row, location))
+            self._sampled.append((message_id, row, chunk.item(i).location))
             return
         j = self.rng.randrange(seen)
         if j < self.samples:
-            self._sampled[j] = (message_id, row, location)
+            self._sampled[j] = (message_id, row, chunk.item(i).location)
 
     # -- one collection ---------------------------------------------------------------------
     def check_collection(self, collection: Collection) -> CollectionCheck:
@@ -448,13 +474,10 @@ class Verifier:
         d_key = d[0] if d is not None else None
         seen = 0
         try:
-            for item in self.source.items(collection):
-                row = item.row
-                if row is None:
-                    raise VerifyError(f"{Problem.of(collection.name, item)} (the import refuses this export)")
+            for row, chunk, i in self._rows_of(collection):
                 seen += 1
                 if sampling:
-                    self._reservoir(seen, row, item.location)
+                    self._reservoir(seen, row, chunk, i)
                 if tags:
                     wanted = tags.get(row[0])  # type: ignore[arg-type]
                     if wanted is not None:
@@ -496,7 +519,7 @@ class Verifier:
                         if len(differing) < DETAILED_PER_COLLECTION:
                             differing.append(key if n > 1 else (key,))
                     continue
-                batch.append((*(key if n > 1 else (key,)), digest, item.location))
+                batch.append((*(key if n > 1 else (key,)), digest, chunk.item(i).location))
                 if len(batch) >= 10_000:
                     self._flush(insert, batch, collection)
         except ExportError as exc:

@@ -79,8 +79,12 @@ class IsarSource(MappingSource):
     opened: OpenedFile | None = None
 
     def items(self, collection: Collection) -> Iterator[Item]:
-        for chunk in self.chunks(collection, loader_checks_links=False):
+        for chunk in self.checked_chunks(collection):
             yield from chunk.all_items()
+
+    def checked_chunks(self, collection: Collection) -> Iterator[Chunk]:
+        """The chunks of `items()`, every check the reader makes included (for verify)."""
+        return self.chunks(collection, loader_checks_links=False)
 
     def chunks(self, collection: Collection, *, loader_checks_links: bool = True) -> Iterator[Chunk]:
         """The objects of `items(collection)` in chunks, for the loader's bulk insert: a chunk of accepted
