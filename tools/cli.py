@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+from collections.abc import Sequence
 
 from pychat_db import convert
+from pychat_db.exchange.writer import FileSummary
 
 
 def exported_at(text: str) -> str:
@@ -17,3 +19,11 @@ def exported_at(text: str) -> str:
     if parsed.tzinfo is None:
         raise argparse.ArgumentTypeError(f"{text!r}: give a UTC offset (Z or +HH:MM)")
     return convert.timestamp_to_db(parsed)
+
+
+def print_export_summary(summaries: Sequence[FileSummary]) -> int:
+    """Print the table of files an export wrote (stdout); return the rows written."""
+    print(f"{'collection':<14} {'rows':>10} {'MB':>9}  file")
+    for s in summaries:
+        print(f"{s.collection:<14} {s.rows:>10} {s.size / 1e6:>9.1f}  {s.file}")
+    return sum(s.rows for s in summaries)

@@ -115,10 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Error: {args.db}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     elapsed = time.perf_counter() - started
-    print(f"{'collection':<14} {'rows':>10} {'MB':>9}  file")
-    for s in summaries:
-        print(f"{s.collection:<14} {s.rows:>10} {s.size / 1e6:>9.1f}  {s.file}")
-    total = sum(s.rows for s in summaries)
+    total = cli.print_export_summary(summaries)
     print(f"exported {total} rows to {args.out} in {elapsed:.1f} s (exportedAt {exported_at})")
     return 0
 
