@@ -1,4 +1,4 @@
-"""Writing the canonical form of the export contract (`/work/shared/export-format.md`).
+"""Writing the canonical form of the export contract (`../shared/export-format.md`, beside the checkout).
 
 Canonical, byte for byte (so that export → import → export is byte-identical):
   * every collection file present; NDJSON for all but `configuration.json`;
