@@ -283,3 +283,28 @@ def test_inspect_accepts_an_app_file(tmp_path: Path) -> None:
     assert "link     tags" in result.stdout and "-> Tag" in result.stdout
     assert "property type" in result.stdout and "Byte" in result.stdout
     assert API_KEY not in result.stdout
+
+
+def test_corrupt_object_key_after_good_objects(tmp_path: Path) -> None:
+    """A key that is not 8 bytes: the objects before it come out, then the refusal names the map.
+
+    (libmdbx itself calls a 4-byte key among 8-byte INTEGERKEY keys invalid, and where it lands is its
+    business; the map stays within one batch of objects, which is read in key order from the first.)"""
+    from pychat_db.exchange.contract import MESSAGES
+    from pychat_db.isar import IsarFormatError, open_isar
+    from pychat_db.isar.app import OBJECT_BATCH
+    from tests.support.isar_writer import COLLECTION_FLAGS
+
+    data = sample(b"x")
+    assert len(data["messages"]) < OBJECT_BATCH
+    path = write_app_file(tmp_path / "default.isar", data)
+    with open_isar(path) as f:
+        want = [list(row) for batch in f.app.value_batches(MESSAGES) for row in batch]
+    with IsarWriter(path) as w:
+        w.schemas = app_schemas()
+        w.txn.put(b"\x01\x02\x03\x04", b"\x02\x00", db=w._db("Message", COLLECTION_FLAGS))
+    got: list[list[Any]] = []
+    with open_isar(path) as f, pytest.raises(IsarFormatError, match=r"^Message: corrupt key of 4 bytes in map Message"):
+        for batch in f.app.value_batches(MESSAGES):
+            got.extend(list(row) for row in batch)
+    assert got and got == want[: len(got)]

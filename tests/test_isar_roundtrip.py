@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from pychat_db.convert import MAX_MICROS, MIN_MICROS
 from pychat_db.exchange.contract import COLLECTIONS, MESSAGE_TYPES
 from pychat_db.isar import open_isar
+from pychat_db.isar.app import OBJECT_BATCH
 from tests.conftest import ROOT, run_module
 from tests.support.isar_writer import IsarWriter, Schema, app_schemas, rows_from_export, write_app_file
 
@@ -295,9 +296,10 @@ def test_round_trip_any_values(
 
 
 def test_remapping_mid_iteration_keeps_every_row(tmp_path: Path) -> None:
-    """Releasing the memory map every few pairs (live cursors reposition) changes nothing read."""
+    """Releasing the memory map every few pairs (live cursors reposition, object batches resume after the
+    last key read) changes nothing read."""
     data = sample(b"\x01" * 5000)
-    for i in range(40):
+    for i in range(3 * OBJECT_BATCH + 5):  # messages read in several batches
         data["messages"].append({**data["messages"][2], "id": 100 + i, "threadId": 2})
         data["message_tags"] += [{"messageId": 100 + i, "tagId": t} for t in (1, 3)]
     path = write_app_file(tmp_path / "default.isar", data)

@@ -27,7 +27,17 @@ from typing import Any
 from pychat_db.convert import MAX_MICROS, MIN_MICROS
 from pychat_db.exchange import contract
 from pychat_db.exchange.contract import MESSAGE_TYPES, Collection
-from pychat_db.isar.format import CollectionSchema, DataType, IsarFile, IsarFormatError, ObjectReader, Property
+from pychat_db.isar.format import (
+    _FIRST,
+    _SECOND,
+    CollectionSchema,
+    DataType,
+    IsarFile,
+    IsarFormatError,
+    ObjectReader,
+    Property,
+    _decode_ids,
+)
 from pychat_db.isar.storage import StorageError, private_copy
 
 Row = dict[str, Any]
@@ -123,6 +133,7 @@ BY_ISAR = {m.isar: m for m in MAPPING}
 TAGS_LINK = ("Message", "tags", "Tag")
 BATCH_ROWS = 1024  # rows per batch of `value_batches` at most
 BATCH_BYTES = 4 << 20  # and about this much read from the file (blobs) per batch
+OBJECT_BATCH = 64  # objects read from the file per call (in C), their ids decoded in one call
 KNOWN_LINKS = {("Message", "thread"), ("Message", "tags"), ("ModeOutput", "thread"), ("ModeOutput", "mode")}
 
 
@@ -481,62 +492,71 @@ class AppReader:
         name = cmap.isar
         single = cmap.contract.single_object
         fast_errors = (IndexError, ValueError, struct.error)  # UnicodeDecodeError is a ValueError
-        objects = isar.store.items(name) if name in isar.map_info else iter(())
+        # Objects a batch at a time (read in C) and their ids decoded in C, as link pairs are.
+        raw_batches = isar.store.batches(name, OBJECT_BATCH) if name in isar.map_info else iter(())
         from_bytes = int.from_bytes
         batch: list[Any] = []
         append = batch.append
         nbytes = 0
         seen = 0
         try:
-            for key, data in objects:  # `isar.raw_objects(name)` without a generator of its own
-                if len(key) != 8:
-                    raise IsarFormatError(f"corrupt key of {len(key)} bytes in map {name}", collection=name)
-                id_ = from_bytes(key, "little", signed=True) ^ _NEG
-                seen += 1
-                row: Any = None
-                if fast is not None:
-                    try:
-                        row = fast(data, id_)
-                    except fast_errors:
-                        row = None
-                if row is None:  # anything unusual: the reference decoder gives the value or the precise error
-                    obj = ObjectReader(data, collection=name, id=id_, embedded_schemas=embedded)
-                    for p in unknown:
-                        if obj.value(p) is not None:
-                            raise _fail(
-                                obj, p.name or "", "property not known to the app mapping; its value would be lost"
-                            )
-                    row = {
-                        field: (id_ if field == "id" else None) if get is None else get(obj) for field, get in getters
-                    }
-                    if as_values:
-                        row = list(row.values())  # the getters are in the contract's field order
-                for field, join in joins:  # `join.take_one(id_)`, its ordinary case inline
-                    pending = join.pending
-                    if pending is None or pending[0] > id_:
-                        row[field] = None
-                    elif pending[0] == id_ and pending[1] in join.targets:
-                        following = join.pending = next(join.pairs, None)
-                        if following is None or following[0] != id_:
-                            row[field] = pending[1]
+            for raw in raw_batches:
+                keys = list(map(_FIRST, raw))
+                if set(map(len, keys)) == {8}:
+                    ids: Sequence[int] = _decode_ids(keys)
+                else:  # the objects before the corrupt key, then its refusal
+                    bad = next(i for i, key in enumerate(keys) if len(key) != 8)
+                    ids = [from_bytes(key, "little", signed=True) ^ _NEG for key in keys[:bad]]
+                for data, id_ in zip(map(_SECOND, raw), ids, strict=False):
+                    seen += 1
+                    row: Any = None
+                    if fast is not None:
+                        try:
+                            row = fast(data, id_)
+                        except fast_errors:
+                            row = None
+                    if row is None:  # anything unusual: the reference decoder gives the value or the precise error
+                        obj = ObjectReader(data, collection=name, id=id_, embedded_schemas=embedded)
+                        for p in unknown:
+                            if obj.value(p) is not None:
+                                raise _fail(
+                                    obj, p.name or "", "property not known to the app mapping; its value would be lost"
+                                )
+                        row = {
+                            field: (id_ if field == "id" else None) if get is None else get(obj)
+                            for field, get in getters
+                        }
+                        if as_values:
+                            row = list(row.values())  # the getters are in the contract's field order
+                    for field, join in joins:  # `join.take_one(id_)`, its ordinary case inline
+                        pending = join.pending
+                        if pending is None or pending[0] > id_:
+                            row[field] = None
+                        elif pending[0] == id_ and pending[1] in join.targets:
+                            following = join.pending = next(join.pairs, None)
+                            if following is None or following[0] != id_:
+                                row[field] = pending[1]
+                            else:
+                                row[field] = join.take_rest(id_, 1)
                         else:
-                            row[field] = join.take_rest(id_, 1)
-                    else:
-                        row[field] = join.take_rest(id_, 0)
-                if single and seen > 1:
-                    raise IsarFormatError(
-                        f"a second {name} object; the export holds one configuration",
-                        collection=name,
-                        id=id_,
-                        field="id",
-                    )
-                append(row)
-                nbytes += len(data) + 64
-                if len(batch) >= max_rows or nbytes > max_bytes:
-                    yield batch
-                    batch = []
-                    append = batch.append
-                    nbytes = 0
+                            row[field] = join.take_rest(id_, 0)
+                    if single and seen > 1:
+                        raise IsarFormatError(
+                            f"a second {name} object; the export holds one configuration",
+                            collection=name,
+                            id=id_,
+                            field="id",
+                        )
+                    append(row)
+                    nbytes += len(data) + 64
+                    if len(batch) >= max_rows or nbytes > max_bytes:
+                        yield batch
+                        batch = []
+                        append = batch.append
+                        nbytes = 0
+                if len(ids) != len(raw):
+                    key = raw[len(ids)][0]
+                    raise IsarFormatError(f"corrupt key of {len(key)} bytes in map {name}", collection=name)
             for _, join in joins:
                 join.finish()
         except (IsarFormatError, StorageError) as exc:
