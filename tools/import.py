@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from pychat_db.exchange.codec import NaiveTimezone
-from pychat_db.exchange.loader import ImportFailed, ImportOptions, ImportReport, RejectWriter, import_source
+from pychat_db.exchange.loader import ImportFailed, ImportOptions, ImportReport, NoProgress, RejectWriter, import_source
 from pychat_db.exchange.reader import ExportDirectory, ExportError, Source
 
 PROG = "python -m tools.import"
@@ -107,20 +107,6 @@ class PlainProgress:
 
     def phase(self, text: str) -> None:
         self._say(text)
-
-
-class QuietProgress:
-    def begin(self, collection: str, total_bytes: int | None) -> None:
-        pass
-
-    def update(self, rows: int, nbytes: int) -> None:
-        pass
-
-    def end(self, collection: str, rows: int, seconds: float) -> None:
-        pass
-
-    def phase(self, text: str) -> None:
-        pass
 
 
 def summary_lines(report: ImportReport) -> Iterator[str]:
@@ -244,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _open_source(args.export, naive) as source:
             if args.quiet:
-                progress: TerminalProgress | PlainProgress | QuietProgress = QuietProgress()
+                progress: TerminalProgress | PlainProgress | NoProgress = NoProgress()
             elif sys.stderr.isatty():
                 progress = TerminalProgress(sys.stderr, source)
             else:

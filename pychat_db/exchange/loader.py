@@ -73,7 +73,9 @@ class Progress(Protocol):
     def phase(self, text: str) -> None: ...
 
 
-class _NoProgress:
+class NoProgress:
+    """Progress that says nothing (`--quiet`, and the library's default)."""
+
     def begin(self, collection: str, total_bytes: int | None) -> None:
         pass
 
@@ -134,7 +136,7 @@ class ImportOptions:
     max_errors: int | None = 1
     reject: RejectWriter | None = None
     adopt_orphans: bool = False
-    progress: Progress = field(default_factory=_NoProgress)
+    progress: Progress = field(default_factory=NoProgress)
 
 
 @dataclass
