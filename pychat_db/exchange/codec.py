@@ -19,7 +19,7 @@ import enum
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -205,6 +205,7 @@ class RowCodec:
         self._bools = tuple(i for i, f in enumerate(collection.fields) if f.kind is Kind.BOOL)
         self._texts = tuple(i for i, f in enumerate(collection.fields) if f.kind is Kind.TEXT)
         self._plain = not (self._timestamps or self._bytes or self._bools)
+        self._finish_typed = _compile_finish_typed(collection)
 
     def decode(self, data: bytes) -> Row:
         """One JSON object (bytes, UTF-8) → row. Raises FieldError."""
@@ -291,6 +292,15 @@ class RowCodec:
         except (msgspec.ValidationError, FieldError):
             return None
 
+    def finish_typed_many(self, rows: Sequence[Sequence[Any]]) -> list[Row]:
+        """The rows `convert_values` returns for value rows that already have the typed Struct's types, with
+        timestamps as int µs within years 0001-9999 and bytes as bytes: conversions only, no checks.
+
+        Only for a reader that makes such values by construction (the Isar reader's generated decoder:
+        `AppReader.typed_batches`); anything else goes through `convert_values`, which checks it.
+        """
+        return list(map(self._finish_typed, rows))
+
     def _finish(self, values: tuple[Any, ...]) -> Row:
         if self._plain:
             return values
@@ -311,6 +321,23 @@ class RowCodec:
         for i in self._bools:
             out[i] = 1 if out[i] else 0
         return tuple(out)
+
+
+def _compile_finish_typed(collection: Collection) -> Callable[[Sequence[Any]], Row]:
+    """`RowCodec._finish` for typed values (see `finish_typed_many`), as one generated expression per row."""
+    parts = []
+    for i, f in enumerate(collection.fields):
+        if f.kind is Kind.TIMESTAMP:
+            parts.append(f"TS(v[{i}])")
+        elif f.kind is Kind.BOOL:
+            parts.append(f"1 if v[{i}] else 0")
+        else:  # bytes are already bytes
+            parts.append(f"v[{i}]")
+    namespace: dict[str, Any] = {"TS": convert.micros_to_timestamp_text}
+    code = f"def finish(v):\n    return ({', '.join(parts)},)"
+    exec(compile(code, f"<finish typed {collection.name}>", "exec"), namespace)
+    finish: Callable[[Sequence[Any]], Row] = namespace["finish"]
+    return finish
 
 
 def codecs(naive: NaiveTimezone = NaiveTimezone.REJECT) -> dict[str, RowCodec]:

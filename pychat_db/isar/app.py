@@ -16,12 +16,14 @@ refused when it holds data (it would be lost), with collection, id and field.
 from __future__ import annotations
 
 import base64
+import bisect
 import contextlib
 import functools
 import os
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pychat_db.convert import MAX_MICROS, MIN_MICROS
@@ -142,7 +144,7 @@ def _fail(obj: ObjectReader, field: str, reason: str) -> IsarFormatError:
 
 
 Getter = Callable[[ObjectReader], Any]
-FastRow = Callable[[bytes, int], "Row | list[Any] | None"]
+FastRow = Callable[..., "Row | list[Any] | None"]  # (data, id, *link targets)
 
 
 def _text_getter(field: str, prop: Property | None, nullable: bool) -> Getter:
@@ -278,30 +280,86 @@ def _bytes_getter(field: str, prop: Property | None, raw_bytes: bool = False) ->
 
 
 class _LinkJoin:
-    """Walks one link's (source, target) pairs alongside the source collection, both in id order."""
+    """One link's (source, target) pairs, walked alongside the source collection, both in id order.
+
+    The pairs come a batch at a time (`IsarFile.link_batches`, decoded in C) into a buffer: `column(ids)`
+    joins a whole batch of objects at once (a dict, set checks), `take_one(id)` one object (the walk that
+    names what is wrong). A read error of the link map is kept and raised by the walk that needs the pairs
+    past it, so it comes after the objects before it, as with any refusal.
+    """
 
     def __init__(self, reader: AppReader, collection: str, link: str, target: str, field: str) -> None:
         self.collection = collection
         self.link = link
         self.field = field
-        self.single = True
         self.targets = reader.ids_of(target)
         self.target = target
         schema = reader.isar.collections.get(collection)
         links = {lk.name: lk for lk in schema.links} if schema else {}
-        self.pairs = reader.isar.links(collection, links[link]) if link in links else iter(())
-        self.pending: tuple[int, int] | None = next(self.pairs, None)
+        self._batches = iter(reader.isar.link_batches(collection, links[link]) if link in links else ())
+        self._src: tuple[int, ...] = ()  # unread pairs: (_src[i], _dst[i]) for i >= _pos
+        self._dst: tuple[int, ...] = ()
+        self._pos = 0
+        self._error: IsarFormatError | StorageError | None = None
+        self._done = False
+
+    def _more(self) -> bool:
+        """Append the next batch of pairs to the buffer; False at the end of the map or at a read error."""
+        if self._done:
+            return False
+        try:
+            following = next(self._batches, None)
+        except (IsarFormatError, StorageError) as exc:
+            following, self._error = None, exc
+        if following is None:
+            self._done = True
+            return False
+        self._src = self._src[self._pos :] + following[0]
+        self._dst = self._dst[self._pos :] + following[1]
+        self._pos = 0
+        return True
+
+    def _peek(self) -> tuple[int, int] | None:
+        """The next unread pair, or None at the end (raises the read error where it was met)."""
+        while self._pos >= len(self._src):
+            if not self._more():
+                if self._error is not None:
+                    raise self._error
+                return None
+        return self._src[self._pos], self._dst[self._pos]
 
     def _dangling(self, source: int) -> IsarFormatError:
         return IsarFormatError(
             "link from an object that does not exist", collection=self.collection, id=source, field=self.link
         )
 
+    def column(self, ids: Sequence[int]) -> tuple[list[int | None], int] | None:
+        """The target of each of `ids` (ascending, not empty) by this single link (None: no target) and the
+        buffer position past their pairs (`commit` it). None when anything is unusual (a source with several
+        targets or not among `ids`, a missing target, a read error): `take_one`, object by object, says what."""
+        last = ids[-1]
+        end = bisect.bisect_right(self._src, last, self._pos)
+        while end == len(self._src) and self._more():
+            end = bisect.bisect_right(self._src, last, self._pos)
+        if end == len(self._src) and self._error is not None:
+            return None
+        pos = self._pos
+        if end == pos:
+            return [None] * len(ids), end
+        sources = self._src[pos:end]
+        found = dict(zip(sources, self._dst[pos:end], strict=True))
+        if len(found) != len(sources) or not self.targets.issuperset(found.values()) or not found.keys() <= set(ids):
+            return None
+        return list(map(found.get, ids)), end
+
+    def commit(self, end: int) -> None:
+        self._pos = end
+
     def take(self, source: int) -> list[int]:
         """Target ids linked from `source` (checked to exist); pairs of missing sources are refused."""
         out: list[int] = []
-        while self.pending is not None and self.pending[0] <= source:
-            src, dst = self.pending
+        while (pending := self._peek()) is not None and pending[0] <= source:
+            src, dst = pending
             if src < source:
                 raise self._dangling(src)
             if dst not in self.targets:
@@ -312,36 +370,22 @@ class _LinkJoin:
                     field=self.link,
                 )
             out.append(dst)
-            self.pending = next(self.pairs, None)
+            self._pos += 1
         return out
 
     def take_one(self, source: int) -> int | None:
         """The target linked from `source` by a single link, or None; like `take`, and refuses several."""
-        pending = self.pending
-        if pending is None or pending[0] > source:
-            return None
-        if pending[0] == source and pending[1] in self.targets:  # the ordinary case, without a list
-            following = self.pending = next(self.pairs, None)
-            if following is None or following[0] != source:
-                return pending[1]
-            return self.take_rest(source, 1)
-        return self.take_rest(source, 0)
-
-    def take_rest(self, source: int, taken: int) -> int | None:
-        """`take_one(source)` after `taken` (0 or 1) of its targets were taken (and checked)."""
-        targets = self.take(source)  # the precise error, or the other targets
-        if taken + len(targets) > 1:
+        targets = self.take(source)  # the precise error, or the targets
+        if len(targets) > 1:
             raise IsarFormatError(
-                f"a single link holds {taken + len(targets)} targets",
-                collection=self.collection,
-                id=source,
-                field=self.link,
+                f"a single link holds {len(targets)} targets", collection=self.collection, id=source, field=self.link
             )
         return targets[0] if targets else None
 
     def finish(self) -> None:
-        if self.pending is not None:
-            raise self._dangling(self.pending[0])
+        pending = self._peek()
+        if pending is not None:
+            raise self._dangling(pending[0])
 
 
 class AppReader:
@@ -429,7 +473,7 @@ class AppReader:
                 for src, tag in pairs:
                     yield {"messageId": src, "tagId": tag}
             return
-        for batch in self._rows(BY_CONTRACT[collection.name], raw_bytes, False, BATCH_ROWS, BATCH_BYTES):
+        for batch, _ in self._rows(BY_CONTRACT[collection.name], raw_bytes, False, BATCH_ROWS, BATCH_BYTES):
             yield from batch
 
     def values(self, collection: Collection) -> Iterator[Sequence[Any]]:
@@ -461,13 +505,40 @@ class AppReader:
         to a missing Tag, or a corrupt pair, is still refused, with the same error as the checked
         read gives (it reruns the checked read to find the first refusal in link order).
         """
+        typed = self.typed_batches(
+            collection, max_rows=max_rows, max_bytes=max_bytes, check_tag_sources=check_tag_sources
+        )
+        return (batch for batch, _ in typed)
+
+    def typed_batches(
+        self,
+        collection: Collection,
+        *,
+        max_rows: int = BATCH_ROWS,
+        max_bytes: int = BATCH_BYTES,
+        check_tag_sources: bool = True,
+    ) -> Iterator[tuple[list[Sequence[Any]], bool]]:
+        """The batches of `value_batches(collection)`, each with whether it is *typed*: every row made by
+        the generated decoder (`compile_fast_row`), whose values have the exchange codec's types by
+        construction (ints from i64 fields, str from strict UTF-8, bytes, bool; enum names, timestamps
+        and nulls checked), so `RowCodec.finish_typed_many` can convert them without validating them
+        again (`tests/test_isar_roundtrip.py` compares it with `convert_values` on the same objects).
+        """
         if collection.name == contract.MESSAGE_TAGS.name:
-            return self._message_tags(check_tag_sources)  # LINK_BATCH pairs per batch
+            return ((pairs, False) for pairs in self._message_tags(check_tag_sources))  # LINK_BATCH pairs each
         return self._rows(BY_CONTRACT[collection.name], True, True, max_rows, max_bytes)
 
     def _rows(
         self, cmap: CollectionMap, raw_bytes: bool, as_values: bool, max_rows: int, max_bytes: int
-    ) -> Iterator[list[Any]]:  # lists of rows (dicts or value lists)
+    ) -> Iterator[tuple[list[Any], bool]]:  # lists of rows (dicts or value lists), typed (see typed_batches)
+        """The rows of `cmap`, a batch of objects at a time.
+
+        A batch of objects (read in C, ids decoded in one call) is decoded by the generated decoder
+        (`compile_fast_row`, mapped over the batch) with its links joined a batch at a time
+        (`_LinkJoin.column`). Anything unusual in it (an object the generated decoder leaves, an
+        unusual link) goes object by object through the reference decoder and `take_one`, which give
+        the value or the precise error, after the rows before it.
+        """
         isar = self.isar
         schema = isar.collections.get(cmap.isar)
         if schema is None:
@@ -483,88 +554,109 @@ class AppReader:
                 getters.append((f.name, _getter(f, by_prop.get(props[f.name].prop), raw_bytes)))
         unknown = [p for p in schema.named_properties if p.name not in {pm.prop for pm in cmap.properties}]
         positions = {f.name: i for i, f in enumerate(cmap.contract.fields)}
-        joins = [
-            (positions[lm.field] if as_values else lm.field, _LinkJoin(self, cmap.isar, lm.link, lm.target, lm.field))
-            for lm in cmap.links
-        ]
+        keys: list[Any] = [positions[lm.field] if as_values else lm.field for lm in cmap.links]
+        joins = [_LinkJoin(self, cmap.isar, lm.link, lm.target, lm.field) for lm in cmap.links]
         fast = None if unknown else compile_fast_row(cmap, schema, raw_bytes, as_values=as_values)
         embedded = isar.embedded
         name = cmap.isar
         single = cmap.contract.single_object
-        fast_errors = (IndexError, ValueError, struct.error)  # UnicodeDecodeError is a ValueError
+
+        def reference(data: bytes, id_: int, links: Sequence[int | None]) -> Any:
+            """One object by the reference getters (the value or the precise error), its links given."""
+            obj = ObjectReader(data, collection=name, id=id_, embedded_schemas=embedded)
+            for p in unknown:
+                if obj.value(p) is not None:
+                    raise _fail(obj, p.name or "", "property not known to the app mapping; its value would be lost")
+            row: Any = {field: (id_ if field == "id" else None) if get is None else get(obj) for field, get in getters}
+            if as_values:
+                row = list(row.values())  # the getters are in the contract's field order
+            for key, target in zip(keys, links, strict=True):
+                row[key] = target
+            return row
+
+        typed = [True]  # every row of the batch being made came from `fast`
+
+        def one_by_one(datas: Sequence[bytes], ids: Sequence[int], out: list[Any], seen: int) -> None:
+            """The objects of a batch in order, each decoded then joined, into `out`; raises at the first fault."""
+            typed[0] = False
+            for data, id_ in zip(datas, ids, strict=True):
+                row = fast(data, id_) if fast is not None else None
+                if row is None:
+                    row = reference(data, id_, [None] * len(joins))
+                for key, join in zip(keys, joins, strict=True):
+                    row[key] = join.take_one(id_)
+                seen += 1
+                if single and seen > 1:
+                    second = f"a second {name} object; the export holds one configuration"
+                    raise IsarFormatError(second, collection=name, id=id_, field="id")
+                out.append(row)
+
+        def by_batch(datas: Sequence[bytes], ids: Sequence[int], out: list[Any]) -> bool:
+            """The objects of a batch decoded and joined a batch at a time, into `out`; False (nothing done)
+            when a link is unusual. An object the generated decoder leaves goes through `reference`."""
+            columns = []
+            for join in joins:
+                column = join.column(ids)
+                if column is None:
+                    return False
+                columns.append(column)
+            for join, (_, end) in zip(joins, columns, strict=True):
+                join.commit(end)
+            targets = [column for column, _ in columns]
+            rows = list(map(fast, datas, ids, *targets)) if fast is not None else [None] * len(ids)
+            if None in rows:
+                typed[0] = False
+                for i, row in enumerate(rows):
+                    if row is None:
+                        try:
+                            rows[i] = reference(datas[i], ids[i], [column[i] for column in targets])
+                        except (IsarFormatError, StorageError):
+                            out.extend(rows[:i])
+                            raise
+            out.extend(rows)
+            return True
+
         # Objects a batch at a time (read in C) and their ids decoded in C, as link pairs are.
         raw_batches = isar.store.batches(name, OBJECT_BATCH) if name in isar.map_info else iter(())
         from_bytes = int.from_bytes
         batch: list[Any] = []
-        append = batch.append
         nbytes = 0
         seen = 0
         try:
             for raw in raw_batches:
-                keys = list(map(_FIRST, raw))
-                if set(map(len, keys)) == {8}:
-                    ids: Sequence[int] = _decode_ids(keys)
+                keys_read = list(map(_FIRST, raw))
+                datas = list(map(_SECOND, raw))
+                if set(map(len, keys_read)) == {8}:
+                    ids: Sequence[int] = _decode_ids(keys_read)
                 else:  # the objects before the corrupt key, then its refusal
-                    bad = next(i for i, key in enumerate(keys) if len(key) != 8)
-                    ids = [from_bytes(key, "little", signed=True) ^ _NEG for key in keys[:bad]]
-                for data, id_ in zip(map(_SECOND, raw), ids, strict=False):
-                    seen += 1
-                    row: Any = None
-                    if fast is not None:
-                        try:
-                            row = fast(data, id_)
-                        except fast_errors:
-                            row = None
-                    if row is None:  # anything unusual: the reference decoder gives the value or the precise error
-                        obj = ObjectReader(data, collection=name, id=id_, embedded_schemas=embedded)
-                        for p in unknown:
-                            if obj.value(p) is not None:
-                                raise _fail(
-                                    obj, p.name or "", "property not known to the app mapping; its value would be lost"
-                                )
-                        row = {
-                            field: (id_ if field == "id" else None) if get is None else get(obj)
-                            for field, get in getters
-                        }
-                        if as_values:
-                            row = list(row.values())  # the getters are in the contract's field order
-                    for field, join in joins:  # `join.take_one(id_)`, its ordinary case inline
-                        pending = join.pending
-                        if pending is None or pending[0] > id_:
-                            row[field] = None
-                        elif pending[0] == id_ and pending[1] in join.targets:
-                            following = join.pending = next(join.pairs, None)
-                            if following is None or following[0] != id_:
-                                row[field] = pending[1]
-                            else:
-                                row[field] = join.take_rest(id_, 1)
-                        else:
-                            row[field] = join.take_rest(id_, 0)
-                    if single and seen > 1:
-                        raise IsarFormatError(
-                            f"a second {name} object; the export holds one configuration",
-                            collection=name,
-                            id=id_,
-                            field="id",
-                        )
-                    append(row)
-                    nbytes += len(data) + 64
-                    if len(batch) >= max_rows or nbytes > max_bytes:
-                        yield batch
-                        batch = []
-                        append = batch.append
+                    bad = next(i for i, key in enumerate(keys_read) if len(key) != 8)
+                    ids = [from_bytes(key, "little", signed=True) ^ _NEG for key in keys_read[:bad]]
+                    datas = datas[:bad]
+                if ids:
+                    if (single and seen + len(ids) > 1) or not by_batch(datas, ids, batch):
+                        one_by_one(datas, ids, batch, seen)
+                    seen += len(ids)
+                    nbytes += sum(map(len, datas)) + 64 * len(datas)
+                    while len(batch) >= max_rows:
+                        yield batch[:max_rows], typed[0]
+                        del batch[:max_rows]
                         nbytes = 0
+                    if nbytes > max_bytes:
+                        yield batch, typed[0]
+                        batch = []
+                        nbytes = 0
+                        typed[0] = True
                 if len(ids) != len(raw):
                     key = raw[len(ids)][0]
                     raise IsarFormatError(f"corrupt key of {len(key)} bytes in map {name}", collection=name)
-            for _, join in joins:
+            for join in joins:
                 join.finish()
         except (IsarFormatError, StorageError) as exc:
             if batch:  # the rows before the refusal first, as object by object
-                yield batch
+                yield batch, typed[0]
             raise exc from None
         if batch:
-            yield batch
+            yield batch, typed[0]
 
     def _message_tags(self, check_sources: bool) -> Iterator[list[Any]]:  # (messageId, tagId) tuples
         """The pairs of the link Message.tags, a batch at a time: every target among the Tag ids (a set
@@ -696,8 +788,10 @@ def compile_fast_row(
     if layout.size != static_size:
         return None
     # unpack_from raises struct.error when the object is shorter than its static size.
-    lines = ["def fast(data, id_):", "    v = UNPACK(data)", "    if v[0] != SS: return None", "    n = len(data)"]
-    links = {lm.field for lm in cmap.links}
+    links = {lm.field: f"l{i}" for i, lm in enumerate(cmap.links)}  # link targets are arguments
+    params = "".join(f", {arg}=None" for arg in links.values())
+    lines = [f"def fast(data, id_{params}):", "    v = UNPACK(data)", "    if v[0] != SS: return None"]
+    lines.append("    n = len(data)")
     props = {pm.field: pm for pm in cmap.properties}
     values: list[tuple[str, str]] = []  # (field, expression)
     for n, f in enumerate(cmap.contract.fields):
@@ -705,7 +799,7 @@ def compile_fast_row(
             values.append((f.name, "id_"))
             continue
         if f.name in links:
-            values.append((f.name, "None"))
+            values.append((f.name, links[f.name]))
             continue
         stored = schema.by_name.get(props[f.name].prop)
         if stored is None:
@@ -720,14 +814,19 @@ def compile_fast_row(
         lines.append("    return [" + ", ".join(expr for _, expr in values) + "]")
     else:
         lines.append("    return {" + ", ".join(f"{name!r}: {expr}" for name, expr in values) + "}")
+    # Anything out of the ordinary (an object shorter than its static size: struct.error; an offset out of
+    # bounds: IndexError; invalid UTF-8: ValueError) is None too, so the decoder can be mapped over a batch.
+    body = [lines[0], "  try:", *(f"  {line}" for line in lines[1:])]
+    body.append("  except (IndexError, ValueError, StructError): return None")
     namespace: dict[str, Any] = {
+        "StructError": struct.error,
         "SS": static_size,
         "UNPACK": layout.unpack_from,
         "TYPES": MESSAGE_TYPES,
         "L2B": long_list_to_bytes,
         "B64": base64.b64encode,
     }
-    exec(compile("\n".join(lines), f"<isar fast row {cmap.isar}>", "exec"), namespace)
+    exec(compile("\n".join(body), f"<isar fast row {cmap.isar}>", "exec"), namespace)
     fast: FastRow = namespace["fast"]
     return fast
 
@@ -755,6 +854,7 @@ class OpenedFile:
     page_size: int
     file_size: int
     recovered: bool
+    copy_path: Path | None = None  # the private copy read (None: a store opened some other way)
 
     @functools.cached_property
     def app(self) -> AppReader:
@@ -773,4 +873,4 @@ def open_isar(
     """
     with private_copy(path, tmp_dir=tmp_dir, remap_bytes=remap_bytes) as copy:
         isar = IsarFile(copy.store)
-        yield OpenedFile(isar, copy.store.page_size, copy.store.file_size, copy.recovered)
+        yield OpenedFile(isar, copy.store.page_size, copy.store.file_size, copy.recovered, copy.path)
