@@ -184,30 +184,53 @@ def build_parser() -> argparse.ArgumentParser:
         default=NaiveTimezone.REJECT.value,
         help="what a timestamp without an offset means",
     )
+    parser.add_argument(
+        "--isar-reader",
+        choices=["auto", "process", "inline"],
+        default="auto",
+        help="an .isar file is decoded in a second process while this one inserts (process), or in this "
+        "one (inline); auto: process when a second CPU is there",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     return parser
 
 
 @contextlib.contextmanager
-def _open_source(path: Path, naive: NaiveTimezone) -> Iterator[Source]:
+def _open_source(path: Path, naive: NaiveTimezone, isar_reader: str = "auto") -> Iterator[Source]:
     if path.is_file() and path.suffix == ".isar":
+        from pychat_db.isar import worker
         from pychat_db.isar.app import open_isar
         from pychat_db.isar.source import RECOVERED_NOTE, isar_source
 
-        with open_isar(path) as opened:
-            if opened.recovered:
-                print(RECOVERED_NOTE.format(name=path), file=sys.stderr)
-            yield isar_source(opened, path.name, naive)
+        use_process = isar_reader == "process" or (isar_reader == "auto" and worker.should_use())
+        # Started first, so that it starts up while the file is copied; the source then owns it.
+        reader = worker.ReaderProcess() if use_process else None
+        try:
+            with open_isar(path) as opened:
+                if opened.recovered:
+                    print(RECOVERED_NOTE.format(name=path), file=sys.stderr)
+                source = isar_source(opened, path.name, naive, reader=reader)
+                try:
+                    yield source
+                finally:
+                    source.close()
+        finally:
+            if reader is not None:
+                reader.close()
         return
     yield ExportDirectory(path, naive)
 
 
-def _write_report(path: Path | None, report: ImportReport | None, error: str | None = None) -> None:
+def _write_report(
+    path: Path | None, report: ImportReport | None, error: str | None = None, reader_rss_kb: int | None = None
+) -> None:
     if path is None:
         return
     data: dict[str, object] = report.to_json() if report is not None else {"ok": False}
     if error is not None and report is None:
         data["problems"] = [error]
+    if reader_rss_kb is not None:  # the .isar file was read by a second process: its own peak
+        data["reader_process"] = {"peak_rss_kb": reader_rss_kb}
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # reports are private, like the db
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
@@ -227,8 +250,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     max_errors = args.max_errors if args.max_errors is not None or args.reject_file else 1
     reject_stream: IO[bytes] | None = None
     report: ImportReport | None = None
+    reader_rss: int | None = None
     try:
-        with _open_source(args.export, naive) as source:
+        with _open_source(args.export, naive, args.isar_reader) as source:
             if args.quiet:
                 progress: TerminalProgress | PlainProgress | NoProgress = NoProgress()
             elif sys.stderr.isatty():
@@ -249,6 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 progress=progress,
             )
             report = import_source(source, args.db, options)
+            reader = getattr(source, "reader", None)  # an .isar file read by a reader process
+            reader_rss = reader.peak_rss_kb if reader is not None else None
     except ImportFailed as exc:
         report = exc.report
         for note in report.notes:
@@ -289,7 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"imported {args.export} into {args.db}")
     if rejected:
         print(f"{rejected} rows refused, recorded in {args.reject_file}")
-    _write_report(args.report, report)
+    _write_report(args.report, report, reader_rss_kb=reader_rss)
     return 0
 
 

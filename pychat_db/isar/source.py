@@ -22,6 +22,7 @@ from pychat_db.exchange.reader import Chunk, ExportError, Item, MappingSource, P
 from pychat_db.isar.app import OpenedFile
 from pychat_db.isar.format import IsarFormatError
 from pychat_db.isar.storage import StorageError
+from pychat_db.isar.worker import ReaderProcess
 
 RECOVERED_NOTE = (
     "note: {name}: the file was left mid-write (the app crashed or is still running); "
@@ -77,6 +78,13 @@ class IsarSource(MappingSource):
     as bytes), as any `MappingSource`; `items` reads them as value lists through `RowCodec.convert_values`."""
 
     opened: OpenedFile | None = None
+    reader: ReaderProcess | None = None  # reads the loader's chunks in a second process (`isar_source`)
+
+    def close(self) -> None:
+        """Stop the reader process, if any (the source reads on in this process)."""
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
 
     def items(self, collection: Collection) -> Iterator[Item]:
         for chunk in self.checked_chunks(collection):
@@ -110,11 +118,24 @@ class IsarSource(MappingSource):
                 return f"{prefix}messageId={row[0]} tagId={row[1]}"
             return f"{prefix}id={row[0]}"
 
-        batches = self.opened.app.value_batches(collection, check_tag_sources=not loader_checks_links)
+        if self.reader is not None and loader_checks_links and self.reader.next_is(collection):
+            # The same chunks, made in the reader process.
+            for made in self.reader.read(collection):
+                if isinstance(made, list):
+                    stats.rows += len(made)
+                    yield _ObjectsChunk(made, where_of)
+                else:
+                    stats.rows += 1
+                    yield Chunk(made.where, 0, [], None, [made])
+            stats.complete = True
+            return
+        batches = self.opened.app.typed_batches(collection, check_tag_sources=not loader_checks_links)
+        finish_typed = codec.finish_typed_many
         try:
-            for batch in batches:
-                # The reader decodes every string with strict `bytes.decode()`: no lone surrogate.
-                converted = convert_many(batch)
+            for batch, typed in batches:
+                # The reader decodes every string with strict `bytes.decode()`: no lone surrogate. A typed
+                # batch has the codec's types by construction (`AppReader.typed_batches`): converted only.
+                converted = finish_typed(batch) if typed else convert_many(batch)
                 if converted is not None:
                     stats.rows += len(batch)
                     yield _ObjectsChunk(converted, where_of)
@@ -140,11 +161,17 @@ class IsarSource(MappingSource):
 
 
 def isar_source(
-    opened: OpenedFile, name: str | os.PathLike[str], naive: NaiveTimezone = NaiveTimezone.REJECT
-) -> MappingSource:
+    opened: OpenedFile,
+    name: str | os.PathLike[str],
+    naive: NaiveTimezone = NaiveTimezone.REJECT,
+    *,
+    reader: ReaderProcess | None = None,
+) -> IsarSource:
     """A `MappingSource` over the app's collections in `opened` (an `IsarSource`; see module doc).
 
     Checks the file's schema against the app mapping first (raises ExportError).
+    `reader` (a started `pychat_db.isar.worker.ReaderProcess`): the loader's chunks are made in that
+    second process while this one inserts; the source owns it then (`close()` the source to stop it).
     """
     label = os.fspath(name)
     try:
@@ -152,4 +179,10 @@ def isar_source(
     except (IsarFormatError, StorageError) as exc:
         raise refusal(label, exc) from None
     factories = {c.name: (lambda c=c: _objects(opened, label, c)) for c in COLLECTIONS}
-    return IsarSource(label, factories, naive, opened=opened)
+    if reader is not None:
+        if opened.copy_path is None:
+            reader.close()
+            reader = None
+        else:
+            reader.begin(opened.copy_path, label, naive, COLLECTIONS)  # in the loader's order
+    return IsarSource(label, factories, naive, opened=opened, reader=reader)

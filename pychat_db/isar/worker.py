@@ -1,0 +1,270 @@
+"""Reading an Isar file in a second process, so that decoding overlaps the import's inserts.
+
+An import from an Isar file spends its time in two halves of about the same size:
+reading and converting the objects (libmdbx cursor, generated decoder, codec: Python)
+and inserting the rows (SQLite). In one process they take turns. `ReaderProcess` runs
+the first half in a child process (`python -m pychat_db.isar.worker`) over the same
+private copy, which sends every chunk of `IsarSource.chunks()` back as it makes it:
+the very rows, refusals and errors of the in-process read (the same code makes them),
+so the loader cannot tell the two apart, only the time (`tests/test_isar_worker.py`).
+
+Protocol, over the child's stdin and stdout. The parent writes a collection name and
+a newline; the child answers with frames, each `u32 length (little-endian) + u8 kind
++ msgpack payload`, up to END or ERROR, then waits for the next name; the end of its
+stdin ends it:
+
+  ROWS     [row, ...]                          accepted rows of one chunk (stored values)
+  REFUSED  [location, field, reason]           one refused object
+  END      peak RSS                            the collection is complete (the child's ru_maxrss so far)
+  ERROR    [collection, location, field, reason]  the read stopped here (an ExportError)
+
+The pipe is the back-pressure: the child is at most a pipe buffer and a chunk ahead
+of the inserts, so memory stays flat in both processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any, cast
+
+import msgspec
+
+import pychat_db
+from pychat_db.exchange.codec import FieldError, NaiveTimezone, Row
+from pychat_db.exchange.contract import BY_NAME, Collection
+from pychat_db.exchange.reader import ExportError, Item, Problem
+
+ROWS, REFUSED, END, ERROR = 1, 2, 3, 4
+_PIPE_BYTES = 1 << 20
+_HEADER = 5  # u32 length of what follows the length, u8 kind
+_rows_decoder = msgspec.msgpack.Decoder(list[tuple[Any, ...]])
+_any_decoder = msgspec.msgpack.Decoder()
+
+
+def should_use() -> bool:
+    """Whether a reader process can run beside the import: a second CPU to run it on."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return cpus > 1
+
+
+class ReaderProcess:
+    """A child process reading the collections of the Isar copy at `path` (see the module doc)."""
+
+    def __init__(self) -> None:
+        """Start the child: it starts up (imports) while this process copies and opens the file; `begin`
+        then tells it which file to read."""
+        self.label = ""
+        # Kept out of the user's terminal; its last line explains a crash.
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+        root = os.fspath(Path(pychat_db.__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "pychat_db.isar.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            env=env,
+        )
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._requests: IO[bytes] = self._proc.stdin
+        self._frames = cast(io.BufferedReader, self._proc.stdout)
+        with contextlib.suppress(ImportError, AttributeError, OSError):  # Linux: 16x fewer switches per chunk
+            import fcntl
+
+            fcntl.fcntl(self._frames.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+        self._buffer = bytearray()
+        self.peak_rss_kb: int | None = None  # the child's, at the end of the last collection it sent
+        self._queue: list[str] = []
+        self._reading = False
+
+    def begin(self, path: Path, label: str, naive: NaiveTimezone, collections: Sequence[Collection]) -> None:
+        """Have the child open the private copy at `path` and read `collections`, in this order: it reads
+        ahead as far as the pipe lets it (`read` them in this order). `label` names the file in messages."""
+        self.label = label
+        self._queue = [c.name for c in collections]
+        header = json.dumps([os.fspath(path), label, naive.value]) + "\n"
+        with contextlib.suppress(OSError):  # it died at once: `read` says how
+            self._requests.write((header + "".join(f"{name}\n" for name in self._queue)).encode("utf-8"))
+            self._requests.flush()
+
+    def next_is(self, collection: Collection) -> bool:
+        """Whether `collection` is the next one the child sends (each is sent once, in the order asked)."""
+        return bool(self._queue) and self._queue[0] == collection.name
+
+    def read(self, collection: Collection) -> Iterator[list[Row] | Item]:
+        """What `IsarSource.chunks(collection)` makes in the child: lists of accepted rows and refused objects
+        (Items), in order. Raises ExportError as the in-process read would, or when the child is gone.
+        Only for the next collection (`next_is`), read to its end before the one after."""
+        if not self.next_is(collection):
+            raise ValueError(f"the reader process sends {self._queue[:1]} next, not {collection.name}")
+        del self._queue[0]
+        self._reading = True
+        while True:
+            kind, payload = self._frame(collection)
+            if kind == ROWS:
+                yield _rows_decoder.decode(payload)
+            elif kind == REFUSED:
+                where, field, reason = _any_decoder.decode(payload)
+                yield Item(where, None, None, None, FieldError(field, reason))
+            elif kind == END:
+                self._reading = False
+                self.peak_rss_kb = _any_decoder.decode(payload)
+                return
+            elif kind == ERROR:
+                self._reading = False
+                name, location, field, reason = _any_decoder.decode(payload)
+                raise ExportError(Problem(name, location, field, reason))
+            else:
+                raise self._gone(collection, f"unknown frame kind {kind}")
+
+    def _frame(self, collection: Collection) -> tuple[int, memoryview]:
+        """The next frame: its kind and its payload, read into a buffer kept from frame to frame (a fresh
+        4 MiB object per chunk would cost a page fault per 4 KiB; the payload is decoded before the next)."""
+        header = self._frames.read(_HEADER)
+        if len(header) == _HEADER:
+            size = int.from_bytes(header[:4], "little") - 1
+            if len(self._buffer) < size:
+                self._buffer = bytearray(size)
+            view = memoryview(self._buffer)[:size]
+            got = 0
+            while got < size:
+                n = self._frames.readinto(view[got:])
+                if not n:
+                    break
+                got += n
+            if got == size:
+                return header[4], view
+        raise self._gone(collection)
+
+    def _gone(self, collection: Collection, why: str | None = None) -> ExportError:
+        """The child stopped answering: say how it ended (its last stderr line), never with a traceback."""
+        if why is None:
+            try:
+                code = self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                code = self._proc.wait()
+            self._stderr.seek(0)
+            lines = [line for line in self._stderr.read().decode("utf-8", "replace").splitlines() if line.strip()]
+            why = f"exit status {code}" + (f": {lines[-1].strip()}" if lines else "")
+        return ExportError(Problem(collection.name, self.label, None, f"the reader process stopped ({why})"))
+
+    def close(self) -> None:
+        """End the child (it stops at the end of its stdin; killed if it does not within 5 s). Idempotent."""
+        if self._frames.closed:
+            return
+        with contextlib.suppress(OSError):
+            self._requests.close()
+        if self._queue or self._reading:  # it may be blocked writing a chunk nobody will read
+            self._proc.kill()
+        try:
+            self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._frames.close()
+        self._stderr.close()
+
+
+# -- the child ------------------------------------------------------------------------------------
+
+
+class _Sender:
+    def __init__(self, out: IO[bytes]) -> None:
+        self._out = out
+        self._encoder = msgspec.msgpack.Encoder()
+        self._buffer = bytearray()
+
+    def send(self, kind: int, payload: object) -> None:
+        buffer = self._buffer
+        self._encoder.encode_into(payload, buffer, _HEADER)
+        buffer[:_HEADER] = (len(buffer) - 4).to_bytes(4, "little") + bytes([kind])
+        self._out.write(buffer)
+        self._out.flush()
+
+
+def serve(requests: IO[bytes], out: IO[bytes]) -> None:
+    """The child's loop: read the file's path, label and naive-timezone rule (a JSON line), then answer
+    each collection name read from `requests` with its frames on `out`. No first line: nothing to do."""
+    from pychat_db.isar.app import OpenedFile
+    from pychat_db.isar.format import IsarFile, IsarFormatError
+    from pychat_db.isar.source import isar_source, refusal
+    from pychat_db.isar.storage import MdbxStore, StorageError
+
+    header = requests.readline()
+    if not header:
+        return
+    path, label, naive = json.loads(header)
+    sender = _Sender(out)
+
+    def refuse_every_request(problem: Problem) -> None:
+        for _ in requests:
+            sender.send(ERROR, [problem.collection, problem.location, problem.field, problem.reason])
+
+    try:  # the parent's private copy, which the parent opened (and repaired, if it needed it) already
+        store = MdbxStore(path)
+    except StorageError as exc:
+        refuse_every_request(refusal(label, exc).problem)
+        return
+    try:
+        try:
+            opened = OpenedFile(IsarFile(store), store.page_size, store.file_size, recovered=False)
+            source = isar_source(opened, label, NaiveTimezone(naive))
+        except (IsarFormatError, StorageError) as exc:
+            refuse_every_request(refusal(label, exc).problem)
+            return
+        except ExportError as exc:
+            refuse_every_request(exc.problem)
+            return
+        for request in requests:
+            collection = BY_NAME[request.decode("ascii").strip()]
+            try:
+                for chunk in source.chunks(collection):
+                    if chunk.rows is not None:
+                        sender.send(ROWS, chunk.rows)
+                        continue
+                    for item in chunk.items or ():
+                        assert item.error is not None
+                        sender.send(REFUSED, [item.where, item.error.field, item.error.reason])
+            except ExportError as exc:
+                p = exc.problem
+                sender.send(ERROR, [p.collection, p.location, p.field, p.reason])
+                continue
+            except (IsarFormatError, StorageError) as exc:  # outside the reads the source wraps
+                p = refusal(label, exc, collection.name).problem
+                sender.send(ERROR, [p.collection, p.location, p.field, p.reason])
+                continue
+            sender.send(END, _peak_rss_kb())
+    finally:
+        store.close()
+
+
+def _peak_rss_kb() -> int | None:
+    try:
+        import resource
+    except ImportError:  # not on a Unix
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+
+
+def main() -> int:
+    try:
+        serve(sys.stdin.buffer, sys.stdout.buffer)
+    except BrokenPipeError:  # the parent stopped reading (it stopped the import): nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # as the Python docs advise on SIGPIPE
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,197 @@
+"""The reader process (`pychat_db.isar.worker`): an import that reads the .isar file in a second process
+stores exactly what the in-process read stores, refuses exactly what it refuses, and says so plainly
+when the second process cannot go on."""
+
+from __future__ import annotations
+
+import filecmp
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pychat_db.exchange.codec import FieldError, NaiveTimezone, RowCodec
+from pychat_db.exchange.contract import COLLECTIONS, MESSAGES, THREADS
+from pychat_db.exchange.reader import Chunk, ExportError, Item, Problem
+from pychat_db.isar import open_isar, worker
+from pychat_db.isar.source import IsarSource
+from tests.conftest import ROOT, run_module
+from tests.support.isar_writer import rows_from_export, write_app_file
+from tests.test_isar_import_links import CASES as LINK_CASES
+from tests.test_isar_import_links import _linked_sample
+from tests.test_isar_refusals import DATA_CASES
+from tests.test_isar_roundtrip import API_KEY, sample
+
+EXAMPLE = ROOT / "examples" / "export"
+AT = "2026-01-01T00:00:00Z"
+MODES = ("process", "inline")
+
+
+def _import(isar: Path, db: Path, mode: str, *args: str) -> Any:
+    return run_module("tools.import", isar, "--db", db, "--quiet", "--isar-reader", mode, *args)
+
+
+def _export(db: Path, out: Path) -> list[str]:
+    result = run_module("tools.export", "--db", db, "--out", out, "--exported-at", AT, "--quiet")
+    assert result.returncode == 0, result.stderr
+    return sorted(os.listdir(out))
+
+
+@pytest.mark.parametrize(("type_type", "file_data_type"), [("Int", "LongList"), ("String", "ByteList")])
+def test_both_ways_store_the_same_database(tmp_path: Path, type_type: str, file_data_type: str) -> None:
+    """2,000 messages (many chunks, blobs, tags): the same rows, exported to the same bytes, and the same report."""
+    isar = write_app_file(
+        tmp_path / "default.isar", rows_from_export(EXAMPLE), type_type=type_type, file_data_type=file_data_type
+    )
+    reports = {}
+    for mode in MODES:
+        report = tmp_path / f"{mode}.json"
+        result = _import(isar, tmp_path / f"{mode}.db", mode, "--report", str(report))
+        assert result.returncode == 0, result.stderr
+        reports[mode] = json.loads(report.read_text())
+    names = _export(tmp_path / "process.db", tmp_path / "process")
+    assert names == _export(tmp_path / "inline.db", tmp_path / "inline")
+    assert all(filecmp.cmp(tmp_path / "process" / n, tmp_path / "inline" / n, shallow=False) for n in names)
+    counts = {mode: {c: r["read"] for c, r in reports[mode]["collections"].items()} for mode in MODES}
+    assert counts["process"] == counts["inline"] and counts["process"]["messages"] == 2000
+    assert reports["process"]["reader_process"]["peak_rss_kb"] > 0  # the child's own peak, for the benchmark
+    assert "reader_process" not in reports["inline"]
+
+
+REFUSALS = [c for c in DATA_CASES if c[0] in {"required-null", "enum-name", "file-data-range", "link-missing-mode"}]
+
+
+@pytest.mark.parametrize(("change", "options"), [c[1:3] for c in REFUSALS], ids=[c[0] for c in REFUSALS])
+def test_a_refusal_reads_the_same_both_ways(tmp_path: Path, change: Any, options: dict[str, Any]) -> None:
+    data = _linked_sample()
+    change(data)
+    isar = write_app_file(tmp_path / "default.isar", data, **options)
+    results = {mode: _import(isar, tmp_path / "chat.db", mode) for mode in MODES}
+    assert results["process"].returncode == results["inline"].returncode == 1
+    assert results["process"].stderr == results["inline"].stderr
+    assert results["process"].stderr.startswith(f"Error: {isar.name}: ")
+    assert "Traceback" not in results["process"].stderr and API_KEY not in results["process"].stderr
+    assert not (tmp_path / "chat.db").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".chat.db")] == []
+
+
+@pytest.mark.parametrize("change", [c[1] for c in LINK_CASES], ids=[c[0] for c in LINK_CASES])
+def test_a_dangling_tag_link_is_named_the_same_both_ways(tmp_path: Path, change: Any) -> None:
+    """Found by the loader's foreign_key_check after the reader process sent every pair, then named by the
+    checked re-read in this process."""
+    data = _linked_sample()
+    change(data)
+    isar = write_app_file(tmp_path / "default.isar", data)
+    results = {mode: _import(isar, tmp_path / "chat.db", mode) for mode in MODES}
+    assert results["process"].returncode == results["inline"].returncode == 1
+    assert results["process"].stderr == results["inline"].stderr
+
+
+def test_orphans_are_refused_or_adopted_the_same_both_ways(tmp_path: Path) -> None:
+    data = sample(b"blob")  # a message and a mode output without a thread
+    data["mode_outputs"][1]["modeId"] = data["modes"][0]["id"]
+    isar = write_app_file(tmp_path / "default.isar", data)
+    refused = {mode: _import(isar, tmp_path / "chat.db", mode) for mode in MODES}
+    assert refused["process"].returncode == 1 and refused["process"].stderr == refused["inline"].stderr
+    assert "empty link" in refused["process"].stderr
+    for mode in MODES:
+        adopted = _import(isar, tmp_path / f"{mode}.db", mode, "--orphans", "adopt")
+        assert adopted.returncode == 0, adopted.stderr
+    assert _export(tmp_path / "process.db", tmp_path / "p") == _export(tmp_path / "inline.db", tmp_path / "i")
+    names = os.listdir(tmp_path / "p")
+    assert all(filecmp.cmp(tmp_path / "p" / n, tmp_path / "i" / n, shallow=False) for n in names)
+
+
+def test_a_child_that_cannot_open_the_file_says_why(tmp_path: Path) -> None:
+    bogus = tmp_path / "copy.isar"
+    bogus.write_bytes(b"not mdbx" * 1000)
+    reader = worker.ReaderProcess()
+    try:
+        reader.begin(bogus, "default.isar", NaiveTimezone.REJECT, [THREADS])
+        with pytest.raises(ExportError, match=r"^default\.isar: not a readable MDBX"):
+            list(reader.read(THREADS))
+    finally:
+        reader.close()
+
+
+def test_a_child_that_dies_is_reported_without_a_traceback(tmp_path: Path) -> None:
+    isar = write_app_file(tmp_path / "default.isar", _linked_sample())
+    reader = worker.ReaderProcess()
+    try:
+        reader.begin(isar, "default.isar", NaiveTimezone.REJECT, [THREADS])
+        reader._proc.kill()
+        reader._proc.wait()
+        with pytest.raises(ExportError, match=r"^default\.isar: the reader process stopped \(exit status -9\)$"):
+            list(reader.read(THREADS))
+    finally:
+        reader.close()
+    assert reader._proc.returncode == -9
+
+
+def test_close_ends_the_child_whatever_its_state(tmp_path: Path) -> None:
+    idle = worker.ReaderProcess()  # never told what to read: it ends at the end of its stdin
+    idle.close()
+    idle.close()
+    assert idle._proc.returncode == 0
+    isar = write_app_file(tmp_path / "default.isar", rows_from_export(EXAMPLE))
+    busy = worker.ReaderProcess()  # asked for everything, read nothing: stopped, not waited for
+    busy.begin(isar, "default.isar", NaiveTimezone.REJECT, COLLECTIONS)
+    busy.close()
+    assert busy._proc.returncode is not None
+    with pytest.raises(ValueError, match="sends"):
+        list(busy.read(MESSAGES))
+
+
+def test_every_frame_kind_round_trips(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The child's `serve` loop and the parent's `read`, over bytes: accepted rows, a refused object (the codec's
+    FieldError, which the Isar reader itself never makes), the end, and an error."""
+    isar = write_app_file(tmp_path / "default.isar", _linked_sample())
+    refused = Item("default.isar: threads id=3", None, None, None, FieldError("name", "too odd"))
+
+    def chunks(self: IsarSource, collection: Any, **_: Any) -> Any:
+        if collection is MESSAGES:
+            raise ExportError(Problem("messages", "default.isar: Message id 7", "text", "broken"))
+        yield Chunk("", 0, [], [(1, "a", b"\x00\xff", None)], None)
+        yield Chunk(refused.where, 0, [], None, [refused])
+
+    monkeypatch.setattr(IsarSource, "chunks", chunks)
+    header = json.dumps([os.fspath(isar), "default.isar", "reject"]) + "\n"
+    out = io.BytesIO()
+    worker.serve(io.BytesIO(f"{header}threads\nmessages\n".encode()), out)
+    reader = worker.ReaderProcess.__new__(worker.ReaderProcess)
+    reader.label, reader._buffer, reader._reading = "default.isar", bytearray(), False
+    reader._queue = ["threads", "messages"]
+    reader._frames = io.BufferedReader(io.BytesIO(out.getvalue()))
+    got = list(reader.read(THREADS))
+    assert got[0] == [(1, "a", b"\x00\xff", None)]
+    assert isinstance(got[1], Item) and got[1].where == refused.where
+    assert got[1].error is not None and (got[1].error.field, got[1].error.reason) == ("name", "too odd")
+    assert reader.peak_rss_kb is None or reader.peak_rss_kb > 0
+    with pytest.raises(ExportError) as raised:
+        list(reader.read(MESSAGES))
+    assert str(raised.value) == "default.isar: Message id 7: text: broken"
+
+
+def test_typed_batches_convert_as_the_codec_does(tmp_path: Path) -> None:
+    """A typed batch (every row from the generated decoder) converted without validation gives what the
+    codec's checked `convert_values` gives for the same values, for every collection and both encodings."""
+    for type_type, file_data_type in (("String", "LongList"), ("Byte", "ByteList")):
+        isar = write_app_file(
+            tmp_path / f"{type_type}.isar",
+            sample(b"\x00\x01\xfe\xff" * 100),
+            type_type=type_type,
+            file_data_type=file_data_type,
+        )
+        typed_rows = 0
+        with open_isar(isar) as f:
+            for collection in COLLECTIONS:
+                codec = RowCodec(collection)
+                for batch, typed in f.app.typed_batches(collection):
+                    checked = [codec.convert_values(values, strict_utf8=True) for values in batch]
+                    if typed:
+                        assert codec.finish_typed_many(batch) == checked
+                        typed_rows += len(batch)
+        assert typed_rows >= 10  # the ordinary objects take the fast path
