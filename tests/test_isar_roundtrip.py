@@ -310,6 +310,21 @@ def test_remapping_mid_iteration_keeps_every_row(tmp_path: Path) -> None:
     assert rows == want
 
 
+def test_the_map_is_released_when_the_file_pages_it_holds_grow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading small objects scattered over a large file maps far more than the bytes read (fault-around):
+    the store also releases the map when this process's file-backed pages grow past twice the window."""
+    data = sample(b"\x01" * 50)
+    path = write_app_file(tmp_path / "default.isar", data)
+    with open_isar(path) as f:
+        store: Any = f.isar.store
+        assert store._file_backed_bytes() > 0  # read from /proc/self/statm
+        rows = {c.name: list(f.app.rows(c)) for c in COLLECTIONS}
+        assert store.remaps == 0  # a few KiB read, a few pages mapped
+        monkeypatch.setattr(store, "_file_backed_bytes", lambda: store._mapped_base + 2 * store.remap_bytes + 1)
+        assert {c.name: list(f.app.rows(c)) for c in COLLECTIONS} == rows == expected(data)
+        assert store.remaps > 0
+
+
 @pytest.mark.parametrize(
     ("type_type", "file_data_type"), [("String", "LongList"), ("Byte", "ByteList"), ("Int", "ByteList")]
 )
