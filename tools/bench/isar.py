@@ -8,10 +8,14 @@ app-shaped Isar 3 file with the test writer (`tests/support/isar_writer.py`,
   * read: every contract row of every collection through `pychat_db.isar`
     (decode only, nothing written): objects/s;
   * `python -m tools.export_isar FILE.isar --out DIR`;
-  * `python -m tools.import FILE.isar --db DB` beside `python -m tools.import EXPORT --db DB`
-    (the NDJSON export of the same data);
+  * `python -m tools.import FILE.isar --db DB` with its reader process, the same with
+    `--isar-reader inline`, and `python -m tools.import EXPORT --db DB` (the NDJSON export
+    of the same data): alternating, `--repeat` rounds (default 3), each after `os.sync()`;
+    the table gives the median and every run;
   * `python -m tools.verify FILE.isar --db DB`.
-Wall time from the parent, peak RSS from `os.wait4()` (the child's own ru_maxrss).
+Wall time from the parent; peak RSS is the step's VmHWM plus that of its live children
+(the reader process), polled every 20 ms (`tools.bench.import_.run_child`): for the
+import with a reader process, the sum of both peaks.
 Prints a Markdown table (stdout) and progress (stderr); asserts nothing.
 """
 
@@ -53,8 +57,17 @@ def _rows(log: Path) -> int:
     return int(lines[-1]) if lines else 0
 
 
-def bench_size(messages: int, work: Path, page_size: int) -> list[tuple[str, Run, int | None]]:
-    """Run every step for one size; (step, run, rows) per step."""
+Step = tuple[str, Run, "int | None", "list[Run]"]  # name, the run (median), rows, every run
+
+
+def _median(runs: list[Run]) -> Run:
+    ordered = sorted(runs, key=lambda r: r.seconds)
+    median = ordered[len(ordered) // 2]
+    return Run(median.seconds, max(r.peak_rss_mb for r in runs), max((r.returncode for r in runs), key=abs))
+
+
+def bench_size(messages: int, work: Path, page_size: int, repeat: int = 3) -> list[Step]:
+    """Run every step for one size; (step, run, rows, runs) per step."""
     py = sys.executable
     export = work / "export"
     isar = work / "default.isar"
@@ -86,44 +99,34 @@ def bench_size(messages: int, work: Path, page_size: int) -> list[tuple[str, Run
     write = run_child([py, "-c", WRITE_CODE, str(export), str(isar), str(page_size)], log)
     if write.returncode:
         raise SystemExit(f"Error: the Isar writer failed, see {log}")
-    steps: list[tuple[str, Run, int | None]] = [("write .isar (test writer)", write, None)]
+    steps: list[Step] = [("write .isar (test writer)", write, None, [write])]
     say("reading every row")
     read_log = work / "read.txt"
     read = run_child([py, "-c", READ_CODE, str(isar)], read_log)
-    steps.append(("read rows (pychat_db.isar)", read, _rows(read_log)))
+    steps.append(("read rows (pychat_db.isar)", read, _rows(read_log), [read]))
     say("export_isar")
-    steps.append(
-        (
-            "export_isar --out",
-            run_child([py, "-m", "tools.export_isar", str(isar), "--out", str(work / "out"), "--quiet"], log),
-            None,
-        )
-    )
-    say("import from .isar")
-    steps.append(
-        (
-            "import FILE.isar",
-            run_child([py, "-m", "tools.import", str(isar), "--db", str(work / "isar.db"), "--quiet"], log),
-            None,
-        )
-    )
-    say("import from NDJSON")
-    steps.append(
-        (
-            "import EXPORT_DIR (NDJSON)",
-            run_child([py, "-m", "tools.import", str(export), "--db", str(work / "ndjson.db"), "--quiet"], log),
-            None,
-        )
-    )
+    exported = run_child([py, "-m", "tools.export_isar", str(isar), "--out", str(work / "out"), "--quiet"], log)
+    steps.append(("export_isar --out", exported, None, [exported]))
+    # The imports alternate, `repeat` rounds, each after os.sync() (the previous step's writes must not
+    # be written back during the next one): the median of each and every run.
+    imports = [
+        ("import FILE.isar (reader process)", [str(isar), "--isar-reader", "process"], "isar.db"),
+        ("import FILE.isar --isar-reader inline", [str(isar), "--isar-reader", "inline"], "inline.db"),
+        ("import EXPORT_DIR (NDJSON)", [str(export)], "ndjson.db"),
+    ]
+    runs: dict[str, list[Run]] = {name: [] for name, _, _ in imports}
+    for round_ in range(repeat):
+        for name, args, db in imports:
+            say(f"{name}, run {round_ + 1} of {repeat}")
+            (work / db).unlink(missing_ok=True)
+            os.sync()
+            runs[name].append(run_child([py, "-m", "tools.import", *args, "--db", str(work / db), "--quiet"], log))
+    for name, _, _ in imports:
+        steps.append((name, _median(runs[name]), None, runs[name]))
     say("verify against .isar")
-    steps.append(
-        (
-            "verify FILE.isar",
-            run_child([py, "-m", "tools.verify", str(isar), "--db", str(work / "isar.db"), "--quiet"], log),
-            None,
-        )
-    )
-    for name, run, _ in steps:
+    verified = run_child([py, "-m", "tools.verify", str(isar), "--db", str(work / "isar.db"), "--quiet"], log)
+    steps.append(("verify FILE.isar", verified, None, [verified]))
+    for name, run, _, _ in steps:
         if run.returncode:
             raise SystemExit(f"Error: step {name!r} exited {run.returncode}, see {log}")
     size = isar.stat().st_size
@@ -142,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--page-size", type=int, default=4096, choices=[4096, 16384], help="MDBX page size")
     parser.add_argument("--work", type=Path, help="working directory (default: a temporary one, deleted)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each import (alternating; the median)")
     args = parser.parse_args(argv)
     try:
         sizes = [int(s.replace("_", "")) for s in args.messages.split(",") if s.strip()]
@@ -149,14 +153,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--messages: comma-separated integers")
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
     print()
-    print("| messages | step | seconds | rows/s | peak RSS MB |")
-    print("|---:|---|---:|---:|---:|")
+    print("| messages | step | seconds (median) | every run, s | rows/s | peak RSS MB |")
+    print("|---:|---|---:|---|---:|---:|")
     for messages in sizes:
         work = Path(tempfile.mkdtemp(prefix="bench-isar-", dir=args.work))
         try:
-            for name, run, rows in bench_size(messages, work, args.page_size):
+            for name, run, rows, runs in bench_size(messages, work, args.page_size, max(1, args.repeat)):
                 rate = f"{rows / run.seconds:,.0f}" if rows and run.seconds > 0 else ""
-                print(f"| {messages:,} | {name} | {run.seconds:.1f} | {rate} | {run.peak_rss_mb:.0f} |", flush=True)
+                every = ", ".join(f"{r.seconds:.2f}" for r in runs) if len(runs) > 1 else ""
+                print(
+                    f"| {messages:,} | {name} | {run.seconds:.2f} | {every} | {rate} | {run.peak_rss_mb:.0f} |",
+                    flush=True,
+                )
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return 0
