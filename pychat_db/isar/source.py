@@ -19,7 +19,7 @@ from typing import Any
 from pychat_db.exchange.codec import FieldError, NaiveTimezone, Row, RowCodec
 from pychat_db.exchange.contract import COLLECTIONS, MESSAGE_TAGS, Collection
 from pychat_db.exchange.reader import Chunk, ExportError, Item, MappingSource, Problem, ReadStats
-from pychat_db.isar.app import OpenedFile
+from pychat_db.isar.app import BATCH_BYTES, OpenedFile
 from pychat_db.isar.format import IsarFormatError
 from pychat_db.isar.storage import StorageError
 from pychat_db.isar.worker import ReaderProcess
@@ -79,6 +79,7 @@ class IsarSource(MappingSource):
 
     opened: OpenedFile | None = None
     reader: ReaderProcess | None = None  # reads the loader's chunks in a second process (`isar_source`)
+    chunk_bytes: int = BATCH_BYTES  # a chunk of `chunks()` holds about this much of the file at most
 
     def close(self) -> None:
         """Stop the reader process, if any (the source reads on in this process)."""
@@ -129,7 +130,9 @@ class IsarSource(MappingSource):
                     yield Chunk(made.where, 0, [], None, [made])
             stats.complete = True
             return
-        batches = self.opened.app.typed_batches(collection, check_tag_sources=not loader_checks_links)
+        batches = self.opened.app.typed_batches(
+            collection, max_bytes=self.chunk_bytes, check_tag_sources=not loader_checks_links
+        )
         finish_typed = codec.finish_typed_many
         try:
             for batch, typed in batches:

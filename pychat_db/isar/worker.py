@@ -44,6 +44,9 @@ from pychat_db.exchange.reader import ExportError, Item, Problem
 
 ROWS, REFUSED, END, ERROR = 1, 2, 3, 4
 _PIPE_BYTES = 1 << 20
+# The child's chunks: 1 MiB of the file at most, not the in-process read's 4 MiB. Each is held
+# several times over in both processes at once (read, converted, encoded; read, decoded).
+CHUNK_BYTES = 1 << 20
 _HEADER = 5  # u32 length of what follows the length, u8 kind
 _rows_decoder = msgspec.msgpack.Decoder(list[tuple[Any, ...]])
 _any_decoder = msgspec.msgpack.Decoder()
@@ -221,6 +224,7 @@ def serve(requests: IO[bytes], out: IO[bytes]) -> None:
         try:
             opened = OpenedFile(IsarFile(store), store.page_size, store.file_size, recovered=False)
             source = isar_source(opened, label, NaiveTimezone(naive))
+            source.chunk_bytes = CHUNK_BYTES
         except (IsarFormatError, StorageError) as exc:
             refuse_every_request(refusal(label, exc).problem)
             return
