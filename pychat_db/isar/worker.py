@@ -39,7 +39,7 @@ import msgspec
 
 import pychat_db
 from pychat_db.exchange.codec import FieldError, NaiveTimezone, Row
-from pychat_db.exchange.contract import BY_NAME, Collection
+from pychat_db.exchange.contract import BY_NAME, Collection, Kind
 from pychat_db.exchange.reader import ExportError, Item, Problem
 
 ROWS, REFUSED, END, ERROR = 1, 2, 3, 4
@@ -48,8 +48,16 @@ _PIPE_BYTES = 1 << 20
 # several times over in both processes at once (read, converted, encoded; read, decoded).
 CHUNK_BYTES = 1 << 20
 _HEADER = 5  # u32 length of what follows the length, u8 kind
-_rows_decoder = msgspec.msgpack.Decoder(list[tuple[Any, ...]])
 _any_decoder = msgspec.msgpack.Decoder()
+
+
+def _rows_decoder(collection: Collection) -> msgspec.msgpack.Decoder[Any]:
+    """Rows of `collection` as tuples; a blob as a memoryview of the frame (no copy: SQLite binds it as it
+    is, and the frame lives as long as a row of it)."""
+    kinds = [memoryview | None if f.kind is Kind.BYTES else Any for f in collection.fields]
+    if all(k is Any for k in kinds):
+        return msgspec.msgpack.Decoder(list[tuple[Any, ...]])
+    return msgspec.msgpack.Decoder(list[tuple.__class_getitem__(tuple(kinds))])  # type: ignore[misc]
 
 
 def should_use() -> bool:
@@ -86,7 +94,6 @@ class ReaderProcess:
             import fcntl
 
             fcntl.fcntl(self._frames.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
-        self._buffer = bytearray()
         self.peak_rss_kb: int | None = None  # the child's, at the end of the last collection it sent
         self._queue: list[str] = []
         self._reading = False
@@ -113,10 +120,11 @@ class ReaderProcess:
             raise ValueError(f"the reader process sends {self._queue[:1]} next, not {collection.name}")
         del self._queue[0]
         self._reading = True
+        decoder = _rows_decoder(collection)
         while True:
             kind, payload = self._frame(collection)
             if kind == ROWS:
-                yield _rows_decoder.decode(payload)
+                yield decoder.decode(payload)
             elif kind == REFUSED:
                 where, field, reason = _any_decoder.decode(payload)
                 yield Item(where, None, None, None, FieldError(field, reason))
@@ -131,23 +139,14 @@ class ReaderProcess:
             else:
                 raise self._gone(collection, f"unknown frame kind {kind}")
 
-    def _frame(self, collection: Collection) -> tuple[int, memoryview]:
-        """The next frame: its kind and its payload, read into a buffer kept from frame to frame (a fresh
-        4 MiB object per chunk would cost a page fault per 4 KiB; the payload is decoded before the next)."""
+    def _frame(self, collection: Collection) -> tuple[int, bytes]:
+        """The next frame: its kind and its payload (a new object: the rows made from it may view it)."""
         header = self._frames.read(_HEADER)
         if len(header) == _HEADER:
             size = int.from_bytes(header[:4], "little") - 1
-            if len(self._buffer) < size:
-                self._buffer = bytearray(size)
-            view = memoryview(self._buffer)[:size]
-            got = 0
-            while got < size:
-                n = self._frames.readinto(view[got:])
-                if not n:
-                    break
-                got += n
-            if got == size:
-                return header[4], view
+            payload = self._frames.read(size)
+            if len(payload) == size:
+                return header[4], payload
         raise self._gone(collection)
 
     def _gone(self, collection: Collection, why: str | None = None) -> ExportError:
