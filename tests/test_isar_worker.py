@@ -8,6 +8,7 @@ import filecmp
 import io
 import json
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,20 @@ def test_a_child_that_dies_is_reported_without_a_traceback(tmp_path: Path) -> No
     finally:
         reader.close()
     assert reader._proc.returncode == -9
+
+
+def test_the_child_leaves_ctrl_c_to_the_parent(tmp_path: Path) -> None:
+    """Ctrl-C reaches the whole process group; the parent stops the import (and the child) itself."""
+    isar = write_app_file(tmp_path / "default.isar", _linked_sample())
+    reader = worker.ReaderProcess()
+    try:
+        reader.begin(isar, "default.isar", NaiveTimezone.REJECT, [THREADS, MESSAGES])
+        assert list(reader.read(THREADS))  # the child is past its start-up
+        reader._proc.send_signal(signal.SIGINT)
+        assert list(reader.read(MESSAGES))
+    finally:
+        reader.close()
+    assert reader._proc.returncode == 0
 
 
 def test_close_ends_the_child_whatever_its_state(tmp_path: Path) -> None:

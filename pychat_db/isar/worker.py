@@ -28,6 +28,7 @@ import contextlib
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -262,6 +263,9 @@ def _peak_rss_kb() -> int | None:
 
 
 def main() -> int:
+    # Ctrl-C reaches the whole foreground process group: the parent handles it (it stops the import and
+    # this process), so the child's own KeyboardInterrupt cannot race it with a message of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         serve(sys.stdin.buffer, sys.stdout.buffer)
     except BrokenPipeError:  # the parent stopped reading (it stopped the import): nothing to say
