@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pychat_db.isar import DataType, open_isar
-from pychat_db.isar.storage import MdbxStore, private_copy
+from pychat_db.isar.storage import MdbxStore, copy_contents, private_copy
 from tests.conftest import run_module
 
 FIXTURES = Path(__file__).parent / "fixtures" / "isar"
@@ -97,6 +97,21 @@ def test_private_copy_is_private_and_removed(user_copy: Path) -> None:
         assert sorted(os.listdir(copy.directory))[0] == "copy.isar"  # the copy (and libmdbx's lock file)
         directory = copy.directory
     assert not directory.exists()
+
+
+@pytest.mark.parametrize("way", ["copy_file_range", "refused: shutil.copyfile"])
+def test_copy_contents_copies_every_byte(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, way: str) -> None:
+    """Through `copy_file_range` (clones where the file system can), or plainly where it is refused."""
+    source = tmp_path / "big.isar"
+    source.write_bytes(os.urandom(3 << 20) + MAINLIST.read_bytes())
+    if way.startswith("refused"):
+
+        def refuse(*args: object) -> int:
+            raise OSError(18, "Invalid cross-device link")
+
+        monkeypatch.setattr(os, "copy_file_range", refuse, raising=False)
+    copy_contents(source, tmp_path / "copy.isar")
+    assert (tmp_path / "copy.isar").read_bytes() == source.read_bytes()
 
 
 def test_store_interface_lists_and_iterates_in_key_order(tmp_path: Path) -> None:
