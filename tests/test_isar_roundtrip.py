@@ -310,6 +310,25 @@ def test_remapping_mid_iteration_keeps_every_row(tmp_path: Path) -> None:
     assert rows == want
 
 
+def test_lists_of_objects_shrink_after_large_values_and_grow_back(tmp_path: Path) -> None:
+    """A list of objects is read in one call, so after a large value (a photo) the next lists hold about
+    `remap_bytes` of such values, then grow back to OBJECT_BATCH as the values are small again."""
+    data = sample(b"\x01" * 50)
+    template = data["messages"][2]
+    blobs = [b"s"] * 70 + [bytes([i]) * (1 << 20) for i in range(8)] + [b"s"] * 300
+    data["messages"] += [{**template, "id": 1000 + i, "fileData": blob} for i, blob in enumerate(blobs)]
+    path = write_app_file(tmp_path / "default.isar", data, file_data_type="ByteList")  # 1 MiB stored
+    with open_isar(path) as f:
+        sizes = [len(batch) for batch in f.isar.store.batches("Message", OBJECT_BATCH)]
+        rows = list(f.app.rows(COLLECTIONS[4]))
+    first_large = 1  # the list holding the 71st message onwards: every 1 MiB value
+    assert sizes[: first_large + 1] == [OBJECT_BATCH, OBJECT_BATCH]
+    assert sizes[first_large + 1] == 3  # about 4 MiB (remap_bytes) of objects of 1 MiB and a little
+    assert OBJECT_BATCH in sizes[first_large + 2 :]  # and back
+    assert sum(sizes) == len(data["messages"])
+    assert rows == expected(data)["messages"]
+
+
 def test_the_map_is_released_when_the_file_pages_it_holds_grow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Reading small objects scattered over a large file maps far more than the bytes read (fault-around):
     the store also releases the map when this process's file-backed pages grow past twice the window."""

@@ -79,7 +79,8 @@ class Store(Protocol):
 
     def batches(self, name: str, size: int) -> Iterator[list[tuple[bytes, bytes]]]:
         """The pairs of `items(name)` in lists of up to `size`, each read in one call: for maps of small
-        values (a list holds `size` values at once), where a call per pair would cost more than the pair."""
+        values, where a call per pair would cost more than the pair. Fewer after large values, so that a
+        list holds about `remap_bytes` of values."""
         ...
 
     def first_missing(self, name: str, keys: Sequence[bytes]) -> int | None:
@@ -280,13 +281,18 @@ class MdbxStore:
         mdbx = self._mdbx
         start: bytes | None = None  # key of the last pair yielded
         same = 0  # pairs yielded with that key: a batch read from `start` begins with them (duplicates)
+        # A list is read in one call, whatever its values weigh: after a large value (a photo), the next
+        # lists hold about `remap_bytes` of such values, and grow back (`large` halves per list) when the
+        # values are small again. Only the first list to meet large values can hold `size` of them.
+        limit = size
+        large = 0
         try:
             while True:
                 cursor = self._txn.cursor(self._db(name))  # a new cursor: the map may have been remapped
                 if start is None:
-                    batch = cursor.items(limit=size)
+                    batch = cursor.items(limit=limit)
                 else:
-                    batch = cursor.items(start=start, limit=same + size)[same:]
+                    batch = cursor.items(start=start, limit=same + limit)[same:]
                 if not batch:
                     return
                 last = batch[-1][0]
@@ -299,7 +305,10 @@ class MdbxStore:
                     same = len(batch) - first_of_last
                 start = last
                 yield batch
-                self._read += sum(map(len, map(itemgetter(1), batch))) + 64 * len(batch)
+                sizes = list(map(len, map(itemgetter(1), batch)))
+                large = max(max(sizes), large // 2)
+                limit = max(1, min(size, self.remap_bytes // max(1, large)))
+                self._read += sum(sizes) + 64 * len(batch)
                 if self._window_full():
                     self._remap()
         except mdbx.Error as exc:
