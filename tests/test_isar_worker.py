@@ -9,6 +9,9 @@ import io
 import json
 import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -210,3 +213,33 @@ def test_typed_batches_convert_as_the_codec_does(tmp_path: Path) -> None:
                         assert codec.finish_typed_many(batch) == checked
                         typed_rows += len(batch)
         assert typed_rows >= 10  # the ordinary objects take the fast path
+
+
+def test_sigterm_stops_the_import_and_leaves_nothing(tmp_path: Path) -> None:
+    """`kill` (SIGTERM) mid-import stops it as Ctrl-C does: no database, no temporary file, and no private
+    copy of the user's file left in the temporary directory (Python would otherwise skip every cleanup)."""
+    from tests.support.exports import make_export
+
+    isar = write_app_file(tmp_path / "default.isar", rows_from_export(make_export(tmp_path / "e", messages=40_000)))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    db = tmp_path / "chat.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tools.import", isar, "--db", db, "--quiet", "--isar-reader", "process"],
+        cwd=ROOT,
+        env={**os.environ, "TMPDIR": os.fspath(scratch)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not any(p.name.startswith(".chat.db.import-") for p in tmp_path.iterdir()):  # the load has begun
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    assert err.strip() == f"Error: interrupted; nothing written to {db}"
+    assert not db.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".chat.db")] == []
+    assert list(scratch.iterdir()) == []  # the private copy's directory is gone

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import signal
 from collections.abc import Sequence
 
 from pychat_db import convert
@@ -27,3 +28,14 @@ def print_export_summary(summaries: Sequence[FileSummary]) -> int:
     for s in summaries:
         print(f"{s.collection:<14} {s.rows:>10} {s.size / 1e6:>9.1f}  {s.file}")
     return sum(s.rows for s in summaries)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def interrupt_on_sigterm() -> None:
+    """Let SIGTERM (`kill`, a service manager stopping the job) stop the command as Ctrl-C does: through
+    its `finally` blocks, so nothing half-written or private is left (the temporary database, the private
+    copy of an .isar file, the reader process). Without this Python ends at once and skips them."""
+    signal.signal(signal.SIGTERM, _interrupt)

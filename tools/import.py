@@ -21,6 +21,7 @@ from typing import IO
 from pychat_db.exchange.codec import NaiveTimezone
 from pychat_db.exchange.loader import ImportFailed, ImportOptions, ImportReport, NoProgress, RejectWriter, import_source
 from pychat_db.exchange.reader import ExportDirectory, ExportError, Source
+from tools.cli import interrupt_on_sigterm
 
 PROG = "python -m tools.import"
 PLAIN_EVERY_SECONDS = 2.0
@@ -244,6 +245,7 @@ def _open_reject_file(path: Path) -> IO[bytes]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    interrupt_on_sigterm()
     if args.max_errors is not None and args.max_errors < 1:
         parser.error("--max-errors must be at least 1")
     naive = NaiveTimezone(args.naive_timezone)
