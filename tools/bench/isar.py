@@ -10,7 +10,7 @@ app-shaped Isar 3 file with the test writer (`tests/support/isar_writer.py`,
   * `python -m tools.export_isar FILE.isar --out DIR`;
   * `python -m tools.import FILE.isar --db DB` with its reader process, the same with
     `--isar-reader inline`, and `python -m tools.import EXPORT --db DB` (the NDJSON export
-    of the same data): alternating, `--repeat` rounds (default 3), each after `os.sync()`;
+    of the same data): alternating, `--repeat` rounds (default 3), each after `os.sync()` and 3 s;
     the table gives the median and every run;
   * `python -m tools.verify FILE.isar --db DB`.
 Wall time from the parent; peak RSS is the step's VmHWM plus that of its live children
@@ -27,12 +27,14 @@ import platform
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from tools.bench.import_ import Run, run_child
 
 DEFAULT_SIZES = (100_000, 1_000_000)
+SETTLE_SECONDS = 3.0  # after os.sync(), before each import
 
 READ_CODE = """
 import sys
@@ -107,8 +109,9 @@ def bench_size(messages: int, work: Path, page_size: int, repeat: int = 3) -> li
     say("export_isar")
     exported = run_child([py, "-m", "tools.export_isar", str(isar), "--out", str(work / "out"), "--quiet"], log)
     steps.append(("export_isar --out", exported, None, [exported]))
-    # The imports alternate, `repeat` rounds, each after os.sync() (the previous step's writes must not
-    # be written back during the next one): the median of each and every run.
+    # The imports alternate, `repeat` rounds, each after os.sync() and a pause (the previous step's writes,
+    # and the discards of the files it deleted, must not go on during the next one): the median of each
+    # and every run.
     imports = [
         ("import FILE.isar (reader process)", [str(isar), "--isar-reader", "process"], "isar.db"),
         ("import FILE.isar --isar-reader inline", [str(isar), "--isar-reader", "inline"], "inline.db"),
@@ -120,6 +123,7 @@ def bench_size(messages: int, work: Path, page_size: int, repeat: int = 3) -> li
             say(f"{name}, run {round_ + 1} of {repeat}")
             (work / db).unlink(missing_ok=True)
             os.sync()
+            time.sleep(SETTLE_SECONDS)
             runs[name].append(run_child([py, "-m", "tools.import", *args, "--db", str(work / db), "--quiet"], log))
     for name, _, _ in imports:
         steps.append((name, _median(runs[name]), None, runs[name]))
