@@ -245,7 +245,6 @@ def _open_reject_file(path: Path) -> IO[bytes]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    interrupt_on_sigterm()
     if args.max_errors is not None and args.max_errors < 1:
         parser.error("--max-errors must be at least 1")
     naive = NaiveTimezone(args.naive_timezone)
@@ -322,4 +321,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    interrupt_on_sigterm()  # the command's own process only, not a caller of main()
     raise SystemExit(main())
