@@ -18,7 +18,6 @@ Every point is tried in the default run (about 6 s per case).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 from collections import Counter
 from pathlib import Path
@@ -27,10 +26,17 @@ import pytest
 
 from pychat_db.connection import VFS_ENVIRONMENT_VARIABLE
 from tests.support.exports import make_export
-from tests.support.faulty_vfs import FULL, IOERR, Fault, FaultyVFS, check_db, install, remove_db
+from tests.support.faulty_vfs import (
+    FULL,
+    IOERR,
+    Fault,
+    FaultyVFS,
+    db_digest,
+    import_leftovers,
+    install,
+    remove_db,
+)
 from tools.generate import Spec, generate
-
-TABLES = ("configuration", "threads", "modes", "tags", "messages", "mode_outputs", "message_tags")
 
 
 def import_main(argv: list[str]) -> int:
@@ -51,21 +57,6 @@ def run_import(export: Path, target: Path, *extra: str) -> tuple[int, str]:
         except BaseException as exc:  # a traceback is a failure of the test, reported with its cause
             raise AssertionError(f"the import raised {exc!r} instead of exiting 1") from exc
     return code, err.getvalue()
-
-
-def content(path: Path) -> str:
-    conn = check_db(path)
-    try:
-        h = hashlib.sha256()
-        for table in TABLES:
-            h.update(repr(conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()).encode())
-        return h.hexdigest()
-    finally:
-        conn.close()
-
-
-def leftovers(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir() if ".import-" in p.name)
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +86,7 @@ def fault_loop(
     previous = tmp_path / "previous.db"
     vfs.arm(None)
     assert run_import(export, reference) == (0, "")
-    expected = content(reference)
+    expected = db_digest(reference)
     other = make_export(tmp_path / "other", messages=20, seed=11)
     assert run_import(other, previous)[0] == 0
     old_bytes = previous.read_bytes()
@@ -128,9 +119,9 @@ def fault_loop(
         vfs.arm(None)
         assert fired, fault
         assert "Traceback" not in stderr
-        assert leftovers(directory) == [], f"{fault}: temporary files left: {leftovers(directory)}"
+        assert import_leftovers(directory) == [], f"{fault}: temporary files left: {import_leftovers(directory)}"
         if code == 0:
-            assert content(target) == expected, f"{fault}: exit 0 but the target is not the export"
+            assert db_digest(target) == expected, f"{fault}: exit 0 but the target is not the export"
             tally["imported"] += 1
             continue
         assert code == 1, f"{fault}: exit {code}: {stderr}"

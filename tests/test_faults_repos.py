@@ -21,7 +21,6 @@ Every point of every operation is tried in the default run (about 5 s).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -32,10 +31,9 @@ import pytest
 from pychat_db.database import Database
 from pychat_db.errors import PychatDbError
 from pychat_db.models import Configuration, Message, Mode, ModeOutput, Tag, Thread
-from tests.support.faulty_vfs import FULL, IOERR, Fault, FaultyVFS, check_db, copy_db, install
+from tests.support.faulty_vfs import FULL, IOERR, Fault, FaultyVFS, copy_db, db_digest, install
 
 T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
-TABLES = ("configuration", "threads", "modes", "tags", "messages", "mode_outputs", "message_tags")
 SECRET = "sk-test-0123456789abcdef"
 
 
@@ -107,17 +105,6 @@ OPERATIONS: dict[str, Callable[[Database], None]] = {
 }
 
 
-def digest(path: Path) -> str:
-    conn = check_db(path)
-    try:
-        h = hashlib.sha256()
-        for table in TABLES:
-            h.update(repr(conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()).encode())
-        return h.hexdigest()
-    finally:
-        conn.close()
-
-
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("faults-repos") / "template.db"
@@ -156,9 +143,9 @@ def run_once(
 
 def fault_loop(template: Path, work: Path, vfs: FaultyVFS, name: str, sample: int | None) -> tuple[int, Counter[str]]:
     operation = OPERATIONS[name]
-    before = digest(template)
+    before = db_digest(template)
     assert run_once(vfs, template, work, operation, None) == (None, None)
-    after = digest(work)
+    after = db_digest(work)
     assert before != after, f"{name}: the operation changed nothing"
     vfs.arm(None)
     copy_db(template, work)
@@ -183,7 +170,7 @@ def fault_loop(template: Path, work: Path, vfs: FaultyVFS, name: str, sample: in
             if error is not None:
                 assert isinstance(error, PychatDbError), f"{name}, {fault}: {error!r} is not the library's"
                 assert not isinstance(error, apsw.Error)
-        state = digest(work)
+        state = db_digest(work)
         if op_error is None:
             assert state == after, f"{name}, {fault}: reported success, but the change is not there"
             tally["success" + (", close failed" if close_error else "")] += 1

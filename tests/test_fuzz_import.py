@@ -31,6 +31,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.faulty_vfs import import_leftovers
 from tests.support.mutations import refresh_manifest
 from tools.generate import Spec, generate
 
@@ -145,10 +146,6 @@ def write_export(directory: Path, files: dict[str, bytes], refresh: bool) -> Non
             refresh_manifest(directory)
 
 
-def leftovers(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir() if ".import-" in p.name)
-
-
 def check_one(files: dict[str, bytes], refresh: bool, label: str) -> str:
     with tempfile.TemporaryDirectory(prefix="pychat-fuzz-") as tmp:
         base = Path(tmp)
@@ -157,7 +154,7 @@ def check_one(files: dict[str, bytes], refresh: bool, label: str) -> str:
         target = base / "chat.db"
         code, stderr = tool_main("import", [str(export), "--db", str(target), "--quiet"])
         assert "Traceback" not in stderr, f"{label}: {stderr}"
-        assert leftovers(base) == [], f"{label}: temporary files left"
+        assert import_leftovers(base) == [], f"{label}: temporary files left"
         if code == 0:
             vcode, vstderr = tool_main("verify", [str(export), "--db", str(target), "--samples", "10", "--quiet"])
             assert vcode == 0, f"{label}: imported, but verify says: {vstderr}"

@@ -21,8 +21,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.faulty_vfs import import_leftovers
 from tests.support.isar_writer import STATIC, IsarWriter, app_schemas, encode, write_app_file
-from tests.test_fuzz_import import leftovers, tool_main
+from tests.test_fuzz_import import tool_main
 from tests.test_isar_roundtrip import sample
 
 EXAMPLES = max(20, int(os.environ.get("PYCHAT_FUZZ_EXAMPLES", "300")) // 3)
@@ -85,7 +86,7 @@ def check_one(data: dict[str, list[dict[str, Any]]], message_id: int, raw: bytes
         target = base / "chat.db"
         code, stderr = tool_main("import", [str(isar), "--db", str(target), "--quiet"])
         assert "Traceback" not in stderr, f"{label}: {stderr}"
-        assert leftovers(base) == [], f"{label}: temporary files left"
+        assert import_leftovers(base) == [], f"{label}: temporary files left"
         if code == 0:
             vcode, vstderr = tool_main("verify", [str(isar), "--db", str(target), "--quiet"])
             assert vcode == 0, f"{label}: imported, but verify says: {vstderr}"

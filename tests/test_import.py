@@ -22,6 +22,7 @@ from pychat_db.exchange.contract import COLLECTIONS, CONFIGURATION, MESSAGES, TA
 from pychat_db.exchange.loader import ImportFailed, ImportOptions, import_source
 from pychat_db.exchange.reader import ExportDirectory, MappingSource
 from tests.conftest import ROOT, run_module
+from tests.support.faulty_vfs import import_leftovers
 from tests.support.import_exports import API_KEY, dumps, sample_rows, write_export, write_lines, write_manifest
 
 
@@ -41,10 +42,6 @@ def table(db: Path, name: str) -> list[tuple[Any, ...]]:
 
 def db_content(db: Path) -> dict[str, list[tuple[Any, ...]]]:
     return {c.name: table(db, c.name) for c in COLLECTIONS}
-
-
-def leftovers(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir() if ".import-" in p.name)
 
 
 @pytest.fixture
@@ -85,7 +82,7 @@ def test_canonical_import_content(tmp_path: Path) -> None:
         "mode_outputs_mode_id_created_at",
     }
     conn.close()
-    assert leftovers(tmp_path) == []
+    assert import_leftovers(tmp_path) == []
 
 
 def _legacy(rows: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
@@ -257,7 +254,7 @@ def test_refused_input(tmp_path: Path, case: str) -> None:
     assert first.startswith(f"Error: {expected}"), first
     assert result.stderr.splitlines()[-1] == f"nothing written to {db}"
     assert not db.exists()
-    assert leftovers(tmp_path) == []
+    assert import_leftovers(tmp_path) == []
     assert result.stdout == ""
 
 
@@ -321,7 +318,7 @@ def test_existing_target_needs_force_and_survives_failed_force(tmp_path: Path) -
     assert result.returncode == 1
     assert result.stderr.startswith("Error: tags.ndjson:1: isEditable: expected `bool`, got `str`")
     assert hashlib.sha256(db.read_bytes()).hexdigest() == before
-    assert leftovers(tmp_path) == []
+    assert import_leftovers(tmp_path) == []
     write_lines(export, "tags.ndjson", [b'{"id":1,"name":"new","description":"","isEditable":true}'])
     write_lines(export, "message_tags.ndjson", [b'{"messageId":1,"tagId":1}'])
     result = run_import(export, "--db", db, "--quiet", "--force")
@@ -349,17 +346,17 @@ def test_kill_mid_import_leaves_no_target(tmp_path: Path) -> None:
             break
     time.sleep(0.3)
     assert proc.poll() is None, "the import finished before it could be killed; make the export bigger"
-    assert leftovers(tmp_path), "no temporary database while loading"
+    assert import_leftovers(tmp_path), "no temporary database while loading"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not db.exists()
-    stale = leftovers(tmp_path)
+    stale = import_leftovers(tmp_path)
     rows["messages"] = rows["messages"][:10]
     write_export(export, rows)
     result = run_import(export, "--db", db)
     assert result.returncode == 0, result.stderr
     assert f"note: removed {stale[0]}, left by an interrupted import" in result.stderr
-    assert leftovers(tmp_path) == []
+    assert import_leftovers(tmp_path) == []
     assert len(table(db, "messages")) == 10
 
 

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import subprocess
@@ -26,26 +25,9 @@ import pytest
 from pychat_db.connection import VFS_ENVIRONMENT_VARIABLE
 from tests.conftest import ROOT
 from tests.support.exports import make_export
-from tests.support.faulty_vfs import check_db
+from tests.support.faulty_vfs import check_db, db_digest, import_leftovers
 from tests.support.powerloss_vfs import MODES, PowerLossVFS, install
 from tests.test_faults_import import run_import
-
-TABLES = ("configuration", "threads", "modes", "tags", "messages", "mode_outputs", "message_tags")
-
-
-def content(path: Path) -> str:
-    conn = check_db(path)
-    try:
-        h = hashlib.sha256()
-        for table in TABLES:
-            h.update(repr(conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()).encode())
-        return h.hexdigest()
-    finally:
-        conn.close()
-
-
-def leftovers(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir() if ".import-" in p.name)
 
 
 def spawn_import(export: Path, target: Path) -> subprocess.Popen[str]:
@@ -70,7 +52,7 @@ def test_kill_9_at_ten_moments_of_an_import(exports: tuple[Path, Path], tmp_path
     big, small = exports
     reference = tmp_path / "reference.db"
     assert run_import(big, reference)[0] == 0
-    expected = content(reference)
+    expected = db_digest(reference)
     previous = tmp_path / "previous.db"
     assert run_import(small, previous)[0] == 0
     old_bytes = previous.read_bytes()
@@ -107,11 +89,11 @@ def test_kill_9_at_ten_moments_of_an_import(exports: tuple[Path, Path], tmp_path
         assert proc.returncode == -signal.SIGKILL, f"after {seen[-1:]}: the import ended before the kill"
         if target.read_bytes() == old_bytes:
             outcomes["previous untouched"] += 1
-            stale = leftovers(directory)
+            stale = import_leftovers(directory)
         else:  # killed after the rename: the new file must be whole
-            assert content(target) == expected, f"killed after {seen[-1]!r}: a changed target that is not the export"
+            assert db_digest(target) == expected, f"killed after {seen[-1]!r}: a changed target that is not the export"
             outcomes["new complete"] += 1
-            stale = leftovers(directory)
+            stale = import_leftovers(directory)
         check_db(target).close()
 
         again = spawn_import(big, target)
@@ -120,8 +102,8 @@ def test_kill_9_at_ten_moments_of_an_import(exports: tuple[Path, Path], tmp_path
         for name in {s.removesuffix("-journal").removesuffix("-wal").removesuffix("-shm") for s in stale}:
             assert f"removed {name}" in stderr, f"killed after {seen[-1]!r}: the stale {name} was not reported"
             outcomes["stale temp removed and reported"] += 1
-        assert leftovers(directory) == []
-        assert content(target) == expected
+        assert import_leftovers(directory) == []
+        assert db_digest(target) == expected
     assert outcomes["previous untouched"] >= 5 and outcomes["stale temp removed and reported"] >= 5, outcomes
     print(f"kill -9 at progress lines {moments} of {len(lines)}: {outcomes}")
 
@@ -145,7 +127,7 @@ def test_power_cut_during_an_import_leaves_the_previous_database(
     target = directory / "chat.db"
     reference = tmp_path / "reference.db"
     assert run_import(small_copy, reference)[0] == 0
-    expected = content(reference)
+    expected = db_digest(reference)
 
     monkeypatch.setenv(VFS_ENVIRONMENT_VARIABLE, vfs.name)
     target.write_bytes(old_bytes)
@@ -163,14 +145,14 @@ def test_power_cut_during_an_import_leaves_the_previous_database(
             code, stderr = run_import(small_copy, target, "--force")
             vfs.crash(mode, seed=cut)
             if code == 0:  # the cut came after the last database write: the import is complete
-                assert content(target) == expected
+                assert db_digest(target) == expected
             else:
                 assert code == 1 and "Traceback" not in stderr, stderr
                 assert target.read_bytes() == old_bytes, f"cut at {cut}, {mode}: previous database changed"
             monkeypatch.delenv(VFS_ENVIRONMENT_VARIABLE)
             assert run_import(small_copy, target, "--force")[0] == 0
-            assert content(target) == expected
-            assert leftovers(directory) == []
+            assert db_digest(target) == expected
+            assert import_leftovers(directory) == []
             monkeypatch.setenv(VFS_ENVIRONMENT_VARIABLE, vfs.name)
             trials += 1
     vfs.arm(None)

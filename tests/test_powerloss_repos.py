@@ -17,19 +17,17 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-import apsw
 import pytest
 
 from pychat_db.database import Database
 from pychat_db.models import Configuration, Message, Mode
-from tests.support.faulty_vfs import check_db, copy_db
+from tests.support.faulty_vfs import check_db, copy_db, tables_digest
 from tests.support.powerloss_vfs import MODES, PowerLossVFS, install
-from tests.test_faults_repos import SECRET, T0, TABLES, populate
+from tests.test_faults_repos import SECRET, T0, populate
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +40,6 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("powerloss-repos") / "template.db"
     populate(path)
     return path
-
-
-def digest(conn: apsw.Connection) -> str:
-    h = hashlib.sha256()
-    for table in TABLES:
-        h.update(repr(conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()).encode())
-    return h.hexdigest()
 
 
 def writes() -> list[Callable[[Database], object]]:
@@ -96,7 +87,7 @@ def workload(path: Path, vfs: PowerLossVFS, committed: list[str]) -> None:
         assert db.connection.execute("PRAGMA synchronous").fetchall() == [(1,)]  # NORMAL, from pragmas.sql
         for write in writes():
             write(db)
-            committed.append(digest(db.connection))
+            committed.append(tables_digest(db.connection))
     finally:
         with contextlib.suppress(Exception):  # power off: the checkpoint on close fails
             db.close()
@@ -107,7 +98,7 @@ def workload(path: Path, vfs: PowerLossVFS, committed: list[str]) -> None:
 def crash_loop(template: Path, work: Path, vfs: PowerLossVFS, sample: int | None) -> tuple[int, Counter[str]]:
     copy_db(template, work)
     conn = check_db(work)
-    states = [digest(conn)]
+    states = [tables_digest(conn)]
     conn.close()
     vfs.arm(None)
     workload(work, vfs, states)
@@ -125,7 +116,7 @@ def crash_loop(template: Path, work: Path, vfs: PowerLossVFS, sample: int | None
             assert vfs.power_off
             vfs.crash(mode, seed=cut)
             conn = check_db(work)
-            state = digest(conn)
+            state = tables_digest(conn)
             conn.close()
             assert state in states, f"cut at {cut}, {mode}: not the state after any write"
             index = states.index(state)

@@ -24,11 +24,13 @@ wrapped VFS provides unchanged: it is not a fault point (SQLite rebuilds it).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import apsw
@@ -279,3 +281,27 @@ def check_db(path: str | os.PathLike[str]) -> apsw.Connection:
     orphans = conn.execute("PRAGMA foreign_key_check").fetchall()
     assert orphans == [], f"{path}: foreign_key_check: {orphans[:5]}"
     return conn
+
+
+def tables_digest(conn: apsw.Connection) -> str:
+    """SHA-256 of every row of every table of the contract in `conn`, in key order."""
+    from pychat_db.exchange.contract import COLLECTIONS
+
+    h = hashlib.sha256()
+    for collection in COLLECTIONS:
+        h.update(repr(conn.execute(f"SELECT * FROM {collection.table} ORDER BY 1, 2").fetchall()).encode())
+    return h.hexdigest()
+
+
+def db_digest(path: str | os.PathLike[str]) -> str:
+    """`tables_digest` of the database at `path`, once `check_db` has found it sound."""
+    conn = check_db(path)
+    try:
+        return tables_digest(conn)
+    finally:
+        conn.close()
+
+
+def import_leftovers(directory: Path) -> list[str]:
+    """The import's temporary files (`.NAME.import-PID.tmp` and its journal) left in `directory`."""
+    return sorted(p.name for p in directory.iterdir() if ".import-" in p.name)
