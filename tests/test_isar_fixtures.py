@@ -6,13 +6,17 @@ import hashlib
 import os
 import shutil
 import stat
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
-from pychat_db.isar import DataType, open_isar
+from pychat_db.isar import DataType, open_isar, storage
 from pychat_db.isar.storage import MdbxStore, copy_contents, private_copy
-from tests.conftest import run_module
+from tests.conftest import ROOT, run_module
 
 FIXTURES = Path(__file__).parent / "fixtures" / "isar"
 PERSON = FIXTURES / "person-mit.isar"
@@ -94,9 +98,75 @@ def test_private_copy_is_private_and_removed(user_copy: Path) -> None:
         assert stat.S_IMODE(copy.path.stat().st_mode) == 0o600
         assert copy.path != user_copy and copy.path.read_bytes() == user_copy.read_bytes()
         assert not copy.recovered
-        assert sorted(os.listdir(copy.directory))[0] == "copy.isar"  # the copy (and libmdbx's lock file)
+        # the copy, libmdbx's lock file beside it, and the lock that marks the directory in use
+        assert sorted(os.listdir(copy.directory)) == [".lock", "copy.isar", "copy.isar-lck"]
         directory = copy.directory
     assert not directory.exists()
+
+
+def test_the_copy_goes_to_ram_when_it_fits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RAM (a tmpfs) when the copy takes at most a quarter of its free space and of the memory available;
+    the temporary directory otherwise, or when TMPDIR says where temporary files go; `tmp_dir` above all."""
+    ram = tmp_path / "ram"
+    ram.mkdir()
+    monkeypatch.setattr(storage, "RAM_DIR", ram)
+    monkeypatch.delenv("TMPDIR", raising=False)
+    fs = os.statvfs(ram)
+    room = min(fs.f_bavail * fs.f_frsize, storage._memory_available() or 0)
+    assert room > 4 << 20
+    assert storage.copy_root(1 << 20) == ram
+    assert storage.copy_root(room // 4 + (1 << 20)) == Path(tempfile.gettempdir())
+    assert storage.copy_root(1 << 20, tmp_path) == tmp_path
+    monkeypatch.setenv("TMPDIR", os.fspath(tmp_path))
+    assert storage.copy_root(1 << 20) == Path(tempfile.gettempdir())
+    monkeypatch.setattr(storage, "RAM_DIR", tmp_path / "no such directory")
+    monkeypatch.delenv("TMPDIR")
+    assert storage.copy_root(1 << 20) == Path(tempfile.gettempdir())
+
+
+HOLD_A_COPY = """
+import sys, time
+from pychat_db.isar.storage import private_copy
+with private_copy(sys.argv[1], tmp_dir=sys.argv[2]) as copy:
+    print(copy.directory, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_copies_left_by_a_killed_process_are_removed(user_copy: Path, tmp_path: Path) -> None:
+    """`kill -9` runs no cleanup: the next private copy in the same place removes the copy it left (in RAM
+    it would hold memory until a reboot), never one whose process is alive or that this code did not make."""
+    root = tmp_path / "scratch"
+    root.mkdir()
+    killed = subprocess.Popen(
+        [sys.executable, "-c", HOLD_A_COPY, user_copy, root], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    alive = subprocess.Popen(
+        [sys.executable, "-c", HOLD_A_COPY, user_copy, root], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert killed.stdout is not None and alive.stdout is not None
+        left, held = Path(killed.stdout.readline().strip()), Path(alive.stdout.readline().strip())
+        killed.kill()
+        killed.wait()
+        foreign = root / "pychat-isar-not-ours"
+        foreign.mkdir()
+        young = root / "pychat-isar-young"
+        young.mkdir()
+        (young / ".lock").touch()  # unlocked, as a live copy is for an instant after it is made
+        old = time.time() - 2 * storage.STALE_SECONDS
+        for directory in (left, held, foreign):
+            os.utime(directory, (old, old))
+        assert left.is_dir() and held.is_dir()
+        with private_copy(user_copy, tmp_dir=root) as copy:
+            assert sorted(p.name for p in root.iterdir()) == sorted(
+                [held.name, foreign.name, young.name, copy.directory.name]
+            )
+        assert storage.remove_stale_copies(root) == []
+    finally:
+        for proc in (killed, alive):
+            proc.kill()
+            proc.wait()
 
 
 @pytest.mark.parametrize("way", ["copy_file_range", "refused: shutil.copyfile"])

@@ -864,7 +864,7 @@ class OpenedFile:
 
 @contextlib.contextmanager
 def open_isar(
-    path: str | os.PathLike[str], *, tmp_dir: str | None = None, remap_bytes: int = 4 << 20
+    path: str | os.PathLike[str], *, tmp_dir: str | os.PathLike[str] | None = None, remap_bytes: int = 4 << 20
 ) -> Iterator[OpenedFile]:
     """Open the Isar 3 file `path` through a private read-only copy (see `storage.private_copy`).
 
