@@ -8,7 +8,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -104,26 +103,6 @@ def test_private_copy_is_private_and_removed(user_copy: Path) -> None:
     assert not directory.exists()
 
 
-def test_the_copy_goes_to_ram_when_it_fits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """RAM (a tmpfs) when the copy takes at most a quarter of its free space and of the memory available;
-    the temporary directory otherwise, or when TMPDIR says where temporary files go; `tmp_dir` above all."""
-    ram = tmp_path / "ram"
-    ram.mkdir()
-    monkeypatch.setattr(storage, "RAM_DIR", ram)
-    monkeypatch.delenv("TMPDIR", raising=False)
-    fs = os.statvfs(ram)
-    room = min(fs.f_bavail * fs.f_frsize, storage._memory_available() or 0)
-    assert room > 4 << 20
-    assert storage.copy_root(1 << 20) == ram
-    assert storage.copy_root(room // 4 + (1 << 20)) == Path(tempfile.gettempdir())
-    assert storage.copy_root(1 << 20, tmp_path) == tmp_path
-    monkeypatch.setenv("TMPDIR", os.fspath(tmp_path))
-    assert storage.copy_root(1 << 20) == Path(tempfile.gettempdir())
-    monkeypatch.setattr(storage, "RAM_DIR", tmp_path / "no such directory")
-    monkeypatch.delenv("TMPDIR")
-    assert storage.copy_root(1 << 20) == Path(tempfile.gettempdir())
-
-
 HOLD_A_COPY = """
 import sys, time
 from pychat_db.isar.storage import private_copy
@@ -134,8 +113,8 @@ with private_copy(sys.argv[1], tmp_dir=sys.argv[2]) as copy:
 
 
 def test_copies_left_by_a_killed_process_are_removed(user_copy: Path, tmp_path: Path) -> None:
-    """`kill -9` runs no cleanup: the next private copy in the same place removes the copy it left (in RAM
-    it would hold memory until a reboot), never one whose process is alive or that this code did not make."""
+    """`kill -9` runs no cleanup: the next private copy in the same place removes the copy it left (a whole
+    copy of the user's file), never one whose process is alive or that this code did not make."""
     root = tmp_path / "scratch"
     root.mkdir()
     killed = subprocess.Popen(

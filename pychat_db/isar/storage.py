@@ -391,82 +391,15 @@ def copy_contents(source: Path, target: Path) -> None:
     shutil.copyfile(source, target)
 
 
-RAM_DIR = Path("/dev/shm")  # tmpfs on Linux: files in memory, never written to a disk
-RAM_SHARE = 4  # a copy goes to RAM only when it takes at most 1/4 of the memory free for it
 STALE_SECONDS = 60.0  # a copy directory unlocked this long after it was made was left by a killed process
 _COPY_PREFIX = "pychat-isar-"
 _LOCK_NAME = ".lock"
 
 
-def copy_root(size: int, tmp_dir: str | os.PathLike[str] | None = None) -> Path:
-    """The directory a private copy of `size` bytes is made in.
-
-    `tmp_dir` if given; else the temporary directory when `TMPDIR` is set (the user
-    chose where temporary files go); else RAM (`/dev/shm`) when the copy takes at most
-    a quarter of both the memory available (`MemAvailable`, and this cgroup's limit)
-    and the tmpfs's free space; else the temporary directory. The copy is scratch:
-    read once, then deleted. In RAM it costs no disk writes (1.8 GB for the 1M-message
-    benchmark file, written back while the import runs) and the copy itself is about
-    4x faster here (`docs/isar-format.md#the-private-copy`).
-    """
-    if tmp_dir is not None:
-        return Path(tmp_dir)
-    if not os.environ.get("TMPDIR") and _fits_in_ram(size):
-        return RAM_DIR
-    return Path(tempfile.gettempdir())
-
-
-def _fits_in_ram(size: int) -> bool:
-    try:
-        if not RAM_DIR.is_dir() or not os.access(RAM_DIR, os.W_OK | os.X_OK):
-            return False
-        fs = os.statvfs(RAM_DIR)
-    except (OSError, AttributeError):  # not Linux
-        return False
-    free, available = fs.f_bavail * fs.f_frsize, _memory_available()
-    return available is not None and size * RAM_SHARE <= min(free, available)
-
-
-def _read_int(path: Path) -> int | None:
-    try:
-        text = path.read_text().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
-
-
-def _memory_available() -> int | None:
-    """Bytes of memory free for new files in RAM: `MemAvailable`, or less under a cgroup's limit."""
-    try:
-        meminfo = Path("/proc/meminfo").read_text()
-    except OSError:
-        return None
-    lines = meminfo.splitlines()
-    available = next((int(line.split()[1]) * 1024 for line in lines if line.startswith("MemAvailable:")), None)
-    if available is None:
-        return None
-    try:
-        groups = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        groups = []
-    for line in groups:  # v2 "0::/path", v1 "N:memory:/path"; a limit, if any, is what is left under it
-        _, controllers, group = line.split(":", 2)
-        if controllers == "":
-            base = Path("/sys/fs/cgroup") / group.lstrip("/")
-            limit, used = _read_int(base / "memory.max"), _read_int(base / "memory.current")
-        elif "memory" in controllers.split(","):
-            base = Path("/sys/fs/cgroup/memory") / group.lstrip("/")
-            limit, used = _read_int(base / "memory.limit_in_bytes"), _read_int(base / "memory.usage_in_bytes")
-        else:
-            continue
-        if limit is not None and used is not None:
-            available = min(available, max(0, limit - used))
-    return available
-
-
 def remove_stale_copies(root: Path) -> list[Path]:
     """Remove the private copy directories in `root` left by a process that was killed (SIGKILL, the OOM
-    killer: no cleanup ran), and return them. In RAM such a copy would hold memory until a reboot.
+    killer: no cleanup ran), and return them: each holds a whole copy of a user's file (1.8 GB for the
+    1M-message benchmark file) until the temporary directory is cleaned.
 
     A live `private_copy` holds an exclusive lock on its directory's lock file; a directory whose lock
     is free and which is older than `STALE_SECONDS` (the lock is taken at once after it is made) is stale.
@@ -518,7 +451,7 @@ def private_copy(
 ) -> Iterator[PrivateCopy]:
     """Copy `source` into a fresh private temp directory, open the copy, yield it, delete the directory.
 
-    The directory is made in `copy_root()` (RAM when the copy fits there), after removing
+    The directory is made in `tmp_dir` (default: the temporary directory), after removing
     the copies that killed processes left there (`remove_stale_copies`).
 
     Only `source` itself is read (not its lock file); its bytes and mtime are
@@ -531,7 +464,7 @@ def private_copy(
     src = Path(source)
     if not src.is_file():
         raise StorageError("no such file" if not src.exists() else "not a regular file")
-    root = copy_root(src.stat().st_size, tmp_dir)
+    root = Path(tmp_dir if tmp_dir is not None else tempfile.gettempdir())
     remove_stale_copies(root)
     directory = Path(tempfile.mkdtemp(prefix=_COPY_PREFIX, dir=root))  # mode 0700
     lock: int | None = None
