@@ -163,6 +163,18 @@ def test_close_ends_the_child_whatever_its_state(tmp_path: Path) -> None:
         list(busy.read(MESSAGES))
 
 
+def test_the_child_runs_this_code_with_its_malloc_settings() -> None:
+    """The child imports this package (first on its PYTHONPATH) and keeps freed memory (glibc tunables),
+    after what the user set."""
+    user = {"GLIBC_TUNABLES": "glibc.malloc.arena_max=2", "PYTHONPATH": "/elsewhere", "LANG": "C.UTF-8"}
+    assert worker.child_environment(user) == {
+        "GLIBC_TUNABLES": "glibc.malloc.arena_max=2:" + worker._CHILD_MALLOC,
+        "PYTHONPATH": os.pathsep.join([os.fspath(ROOT), "/elsewhere"]),
+        "LANG": "C.UTF-8",
+    }
+    assert worker.child_environment({}) == {"GLIBC_TUNABLES": worker._CHILD_MALLOC, "PYTHONPATH": os.fspath(ROOT)}
+
+
 def test_every_frame_kind_round_trips(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The child's `serve` loop and the parent's `read`, over bytes: accepted rows, a refused object (the codec's
     FieldError, which the Isar reader itself never makes), the end, and an error."""
