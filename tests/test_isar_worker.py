@@ -195,6 +195,7 @@ def test_every_frame_kind_round_trips(monkeypatch: pytest.MonkeyPatch, tmp_path:
     reader.label, reader._reading = "default.isar", False
     reader._queue = ["threads", "messages"]
     reader._frames = io.BufferedReader(io.BytesIO(out.getvalue()))
+    reader._start_pump()
     got = list(reader.read(THREADS))
     assert got[0] == [(1, "a", b"\x00\xff", None)]  # a blob comes as a view of its frame
     assert isinstance(got[1], Item) and got[1].where == refused.where
@@ -203,6 +204,34 @@ def test_every_frame_kind_round_trips(monkeypatch: pytest.MonkeyPatch, tmp_path:
     with pytest.raises(ExportError) as raised:
         list(reader.read(MESSAGES))
     assert str(raised.value) == "default.isar: Message id 7: text: broken"
+
+
+def test_frames_read_ahead_are_bounded_and_in_order() -> None:
+    """The frame thread holds about `_AHEAD_BYTES` read ahead of the loader (or one larger frame), never more,
+    and hands every frame over in order, then the end."""
+    sizes = [300 << 10] * 6 + [3 << 20, 10]
+    stream = b"".join(
+        (n + 1).to_bytes(4, "little") + bytes([worker.ROWS]) + bytes([i]) * n for i, n in enumerate(sizes)
+    )
+    reader = worker.ReaderProcess.__new__(worker.ReaderProcess)
+    reader.label = "default.isar"
+    reader._proc = subprocess.Popen([sys.executable, "-c", ""])  # the child that sent them, since ended
+    reader._stderr = io.BytesIO()  # type: ignore[assignment]
+    reader._frames = io.BufferedReader(io.BytesIO(stream))
+    reader._start_pump()
+    deadline = time.monotonic() + 10
+    while reader._ahead_bytes < worker._AHEAD_BYTES:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    time.sleep(0.2)  # had it gone on reading, it would hold more by now
+    assert len(reader._ahead) == 4  # 1.2 MB: the fourth frame went past the bound, the fifth waits
+    got = [reader._frame(THREADS) for _ in sizes]
+    assert [(kind, len(payload), payload[:1]) for kind, payload in got] == [
+        (worker.ROWS, n, bytes([i])) for i, n in enumerate(sizes)
+    ]
+    for _ in range(2):  # the end stays the end
+        with pytest.raises(ExportError, match=r"the reader process stopped \(exit status 0\)"):
+            reader._frame(THREADS)
 
 
 def test_typed_batches_convert_as_the_codec_does(tmp_path: Path) -> None:

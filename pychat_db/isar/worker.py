@@ -24,6 +24,7 @@ of the inserts, so memory stays flat in both processes.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import io
 import json
@@ -32,6 +33,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, cast
@@ -50,6 +52,7 @@ _PIPE_BYTES = 1 << 20
 # holds several of them, so the child runs further ahead. Measured at 1M messages (alternating, three
 # rounds): the parent spent 0.77-1.60 s reading frames with 128 KiB chunks against 1.45-1.49 s with 1 MiB.
 CHUNK_BYTES = 128 << 10
+_AHEAD_BYTES = 1 << 20  # frames read ahead of the loader, besides the pipe's: about 8 chunks, or 1 large one
 _HEADER = 5  # u32 length of what follows the length, u8 kind
 # glibc's malloc in the child: keep freed memory up to 16 MiB instead of handing it back to the kernel.
 # The frame buffer grows and shrinks with every chunk (a large value makes a large one), and with the
@@ -115,6 +118,7 @@ class ReaderProcess:
         self.peak_rss_kb: int | None = None  # the child's, at the end of the last collection it sent
         self._queue: list[str] = []
         self._reading = False
+        self._pump_thread: threading.Thread | None = None
 
     def begin(self, path: Path, label: str, naive: NaiveTimezone, collections: Sequence[Collection]) -> None:
         """Have the child open the private copy at `path` and read `collections`, in this order: it reads
@@ -125,6 +129,45 @@ class ReaderProcess:
         with contextlib.suppress(OSError):  # it died at once: `read` says how
             self._requests.write((header + "".join(f"{name}\n" for name in self._queue)).encode("utf-8"))
             self._requests.flush()
+        self._start_pump()
+
+    def _start_pump(self) -> None:
+        """Read the frames ahead in a thread (`_pump`): its blocking reads release the GIL, so the pipe is
+        emptied while this thread inserts, and the child can run a few frames further ahead. Measured at
+        1M messages: 0.3-1.0 s less per import (three alternating pairs), frame waits 0.43-0.48 s vs 0.66-0.77 s."""
+        self._ahead: collections.deque[tuple[int, bytes] | None] = collections.deque()
+        self._ahead_bytes = 0
+        self._stopping = False
+        self._ready = threading.Condition()
+        self._pump_thread = threading.Thread(target=self._pump, name="isar-reader-frames", daemon=True)
+        self._pump_thread.start()
+
+    def _pump(self) -> None:
+        """The frame thread: every frame the child sends, in order, then None (the pipe ended or broke). It
+        holds `_AHEAD_BYTES` of frames at most, or one frame of any size."""
+        frames, ahead, ready = self._frames, self._ahead, self._ready
+        try:
+            while True:
+                header = frames.read(_HEADER)
+                if len(header) != _HEADER:
+                    break
+                size = int.from_bytes(header[:4], "little") - 1
+                payload = frames.read(size)  # a new object: the rows made from it may view it
+                if len(payload) != size:
+                    break
+                with ready:
+                    while ahead and self._ahead_bytes >= _AHEAD_BYTES and not self._stopping:
+                        ready.wait()
+                    if self._stopping:
+                        return
+                    ahead.append((header[4], payload))
+                    self._ahead_bytes += size
+                    ready.notify_all()
+        except (OSError, ValueError):  # closed under it by `close()`
+            pass
+        with ready:
+            ahead.append(None)
+            ready.notify_all()
 
     def next_is(self, collection: Collection) -> bool:
         """Whether `collection` is the next one the child sends (each is sent once, in the order asked)."""
@@ -159,13 +202,18 @@ class ReaderProcess:
 
     def _frame(self, collection: Collection) -> tuple[int, bytes]:
         """The next frame: its kind and its payload (a new object: the rows made from it may view it)."""
-        header = self._frames.read(_HEADER)
-        if len(header) == _HEADER:
-            size = int.from_bytes(header[:4], "little") - 1
-            payload = self._frames.read(size)
-            if len(payload) == size:
-                return header[4], payload
-        raise self._gone(collection)
+        if self._pump_thread is None:  # `begin` was never called
+            raise self._gone(collection, "it was not told what to read")
+        with self._ready:
+            while not self._ahead:
+                self._ready.wait()
+            frame = self._ahead[0]
+            if frame is None:  # the end stays the end for any later read
+                raise self._gone(collection)
+            self._ahead.popleft()
+            self._ahead_bytes -= len(frame[1])
+            self._ready.notify_all()
+        return frame
 
     def _gone(self, collection: Collection, why: str | None = None) -> ExportError:
         """The child stopped answering: say how it ended (its last stderr line), never with a traceback."""
@@ -193,6 +241,11 @@ class ReaderProcess:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
+        if self._pump_thread is not None:  # the child is gone: the thread meets the end of the pipe
+            with self._ready:
+                self._stopping = True  # or stops waiting for room
+                self._ready.notify_all()
+            self._pump_thread.join()
         self._frames.close()
         self._stderr.close()
 
