@@ -150,11 +150,11 @@ class ReaderProcess:
             while True:
                 header = frames.read(_HEADER)
                 if len(header) != _HEADER:
-                    break
+                    return
                 size = int.from_bytes(header[:4], "little") - 1
                 payload = frames.read(size)  # a new object: the rows made from it may view it
                 if len(payload) != size:
-                    break
+                    return
                 with ready:
                     while ahead and self._ahead_bytes >= _AHEAD_BYTES and not self._stopping:
                         ready.wait()
@@ -165,9 +165,10 @@ class ReaderProcess:
                     ready.notify_all()
         except (OSError, ValueError):  # closed under it by `close()`
             pass
-        with ready:
-            ahead.append(None)
-            ready.notify_all()
+        finally:  # whatever stopped it (even MemoryError): the loader must not wait for ever
+            with ready:
+                ahead.append(None)
+                ready.notify_all()
 
     def next_is(self, collection: Collection) -> bool:
         """Whether `collection` is the next one the child sends (each is sent once, in the order asked)."""
