@@ -18,8 +18,10 @@ stdin ends it:
   END      peak RSS                            the collection is complete (the child's ru_maxrss so far)
   ERROR    [collection, location, field, reason]  the read stopped here (an ExportError)
 
-The pipe is the back-pressure: the child is at most a pipe buffer and a chunk ahead
-of the inserts, so memory stays flat in both processes.
+A thread of the parent reads the frames ahead (`_AHEAD_BYTES` at most, or one frame), so
+the pipe is emptied while the inserts run. The pipe is the back-pressure: the child is at
+most a pipe buffer, that read-ahead and a chunk ahead of the inserts, so memory stays flat
+in both processes.
 """
 
 from __future__ import annotations
