@@ -25,6 +25,32 @@ def test_bench_import_prints_its_table(tmp_path: Path) -> None:
     assert list((tmp_path / "bench").iterdir()) == [tmp_path / "bench" / "bench.log"]  # data removed
 
 
+def test_bench_isar_prints_its_tables(tmp_path: Path) -> None:
+    """`tools.bench isar` at a tiny size: every step, then each import split at the loader's start."""
+    done = run_module("tools.bench", "isar", "--messages", "300", "--repeat", "1", "--settle", "0", "--work", tmp_path)
+    assert done.returncode == 0, done.stderr
+    imports = [
+        "import FILE.isar (reader process)",
+        "import FILE.isar --isar-reader inline",
+        "import EXPORT_DIR (NDJSON)",
+    ]
+    tables = done.stdout.split("| messages | import |")
+    assert len(tables) == 2
+    steps = [row.split("|")[2].strip() for row in tables[0].splitlines() if row.startswith("| 300 |")]
+    assert steps == [
+        "write .isar (test writer)",
+        "read rows (pychat_db.isar)",
+        "export_isar --out",
+        *imports,
+        "verify FILE.isar",
+    ]
+    split = [row.split("|")[2:5] for row in tables[1].splitlines() if row.startswith("| 300 |")]
+    assert [name.strip() for name, _, _ in split] == imports
+    for _, before, inside in split:
+        assert float(before.split()[0]) >= 0 and float(inside.split()[0]) > 0
+    assert list(tmp_path.iterdir()) == []  # data removed
+
+
 def test_bench_lists_import() -> None:
     done = run_module("tools.bench")
     assert done.returncode == 2

@@ -22,9 +22,11 @@ Prints a Markdown table (stdout) and progress (stderr); asserts nothing.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -68,8 +70,27 @@ def _median(runs: list[Run]) -> Run:
     return Run(median.seconds, max(r.peak_rss_mb for r in runs), max((r.returncode for r in runs), key=abs))
 
 
-def bench_size(messages: int, work: Path, page_size: int, repeat: int = 3) -> list[Step]:
-    """Run every step for one size; (step, run, rows, runs) per step."""
+def _loader_seconds(report: Path) -> float | None:
+    """The import's own time from its `--report` (`timings.total`: from the loader's start to the rename)."""
+    try:
+        return float(json.loads(report.read_text())["timings"]["total"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+Split = dict[str, list[tuple[float, float]]]  # import name -> (seconds before the loader, in it) per run
+
+
+def bench_size(
+    messages: int,
+    work: Path,
+    page_size: int,
+    repeat: int = 3,
+    split: Split | None = None,
+    settle: float = SETTLE_SECONDS,
+) -> list[Step]:
+    """Run every step for one size; (step, run, rows, runs) per step. `split` receives, for each import,
+    (seconds before the loader, seconds in the loader) per run."""
     py = sys.executable
     export = work / "export"
     isar = work / "default.isar"
@@ -122,9 +143,17 @@ def bench_size(messages: int, work: Path, page_size: int, repeat: int = 3) -> li
         for name, args, db in imports:
             say(f"{name}, run {round_ + 1} of {repeat}")
             (work / db).unlink(missing_ok=True)
+            report = work / "report.json"
+            report.unlink(missing_ok=True)
             os.sync()
-            time.sleep(SETTLE_SECONDS)
-            runs[name].append(run_child([py, "-m", "tools.import", *args, "--db", str(work / db), "--quiet"], log))
+            time.sleep(settle)
+            run = run_child(
+                [py, "-m", "tools.import", *args, "--db", str(work / db), "--quiet", "--report", str(report)], log
+            )
+            runs[name].append(run)
+            loader = _loader_seconds(report)
+            if split is not None and loader is not None:
+                split.setdefault(name, []).append((run.seconds - loader, loader))
     for name, _, _ in imports:
         steps.append((name, _median(runs[name]), None, runs[name]))
     say("verify against .isar")
@@ -150,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--page-size", type=int, default=4096, choices=[4096, 16384], help="MDBX page size")
     parser.add_argument("--work", type=Path, help="working directory (default: a temporary one, deleted)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each import (alternating; the median)")
+    parser.add_argument("--settle", type=float, default=SETTLE_SECONDS, help="pause before each import, s")
     args = parser.parse_args(argv)
     try:
         sizes = [int(s.replace("_", "")) for s in args.messages.split(",") if s.strip()]
@@ -159,10 +189,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print("| messages | step | seconds (median) | every run, s | rows/s | peak RSS MB |")
     print("|---:|---|---:|---|---:|---:|")
+    splits: dict[int, Split] = {}
     for messages in sizes:
         work = Path(tempfile.mkdtemp(prefix="bench-isar-", dir=args.work))
+        splits[messages] = {}
         try:
-            for name, run, rows, runs in bench_size(messages, work, args.page_size, max(1, args.repeat)):
+            for name, run, rows, runs in bench_size(
+                messages, work, args.page_size, max(1, args.repeat), splits[messages], max(0.0, args.settle)
+            ):
                 rate = f"{rows / run.seconds:,.0f}" if rows and run.seconds > 0 else ""
                 every = ", ".join(f"{r.seconds:.2f}" for r in runs) if len(runs) > 1 else ""
                 print(
@@ -171,6 +205,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
         finally:
             shutil.rmtree(work, ignore_errors=True)
+    print()
+    print("Each import's wall time split at the loader's start (`--report` timings.total): before it, start-up,")
+    print("opening the source and, for FILE.isar, its private copy; medians of the runs, each run in parentheses.")
+    print()
+    print("| messages | import | before the loader, s | in the loader, s |")
+    print("|---:|---|---:|---:|")
+    for messages, split in splits.items():
+        for name, pairs in split.items():
+            before, inside = ([p[i] for p in pairs] for i in (0, 1))
+            print(
+                f"| {messages:,} | {name} | {statistics.median(before):.2f} ({', '.join(f'{b:.2f}' for b in before)}) "
+                f"| {statistics.median(inside):.2f} ({', '.join(f'{x:.2f}' for x in inside)}) |"
+            )
     return 0
 
 
