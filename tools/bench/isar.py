@@ -134,10 +134,10 @@ def bench_size(
     # The imports alternate, `repeat` rounds, each after os.sync() and a pause (the previous step's writes,
     # and the discards of the files it deleted, must not go on during the next one): the median of each
     # and every run. Even rounds run A B C, odd rounds A C B, so that over two rounds each import follows
-    # each other one once: what ran before matters. An import from FILE.isar ends by deleting its 1.8 GB
-    # private copy, and the page cache it frees makes the next step's new pages cheap; in the fixed order
-    # A B C the reader-process import always followed the NDJSON one, and its copy took 2.5-3.5 s where
-    # the inline import's, right after it, took 1.2-1.4 s (1M messages).
+    # each other one once: what ran before matters. In the fixed order A B C the reader-process import
+    # always followed the NDJSON one, and its private copy took 2.5-3.5 s where the inline import's, right
+    # after it, took 1.2-1.4 s (1M messages; likely the 1.8 GB of page cache a FILE.isar import frees
+    # when it deletes its copy, which makes the next step's new pages cheap on this virtual machine).
     imports = [
         ("import FILE.isar (reader process)", [str(isar), "--isar-reader", "process"], "isar.db"),
         ("import FILE.isar --isar-reader inline", [str(isar), "--isar-reader", "inline"], "inline.db"),
