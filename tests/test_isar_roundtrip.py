@@ -186,20 +186,37 @@ def test_removed_property_is_skipped_and_later_offsets_hold(tmp_path: Path) -> N
     assert rows == expected(data)["messages"]
 
 
-def test_objects_older_than_an_appended_property(tmp_path: Path) -> None:
-    """Objects written before `transcript` was appended have a shorter static size: transcript is null."""
-    data = sample()
+def _transcript_appended(path: Path, data: dict[str, list[dict[str, Any]]], old_ids: set[int]) -> Path:
+    """`data` written with `transcript` appended to Message's schema, the messages `old_ids` before it was."""
     schemas = app_schemas()
     props = [p for p in schemas["Message"].properties if p[0] != "transcript"]
     schemas["Message"] = Schema("Message", [*props, ("transcript", "String", None)], schemas["Message"].links)
-    old = {("Message", m["id"]): len(props) for m in data["messages"][:2]}
-    path = write_app_file(tmp_path / "appended.isar", data, schemas=schemas, upto=old)
+    return write_app_file(path, data, schemas=schemas, upto={("Message", i): len(props) for i in old_ids})
+
+
+def test_objects_older_than_an_appended_property(tmp_path: Path) -> None:
+    """Objects written before `transcript` was appended have a shorter static size: transcript is null."""
+    data = sample()
+    old = {m["id"] for m in data["messages"][:2]}
+    path = _transcript_appended(tmp_path / "appended.isar", data, old)
     want = expected(data)["messages"]
     for row in want:
-        if ("Message", row["id"]) in old:
+        if row["id"] in old:
             row["transcript"] = None
     assert read_all(path)["messages"] == want
     assert data["messages"][0]["transcript"] == ""  # the old object's value was not written: it reads as null
+
+
+def test_batches_after_older_objects_are_typed_again(tmp_path: Path) -> None:
+    """The objects read with older ones (64 at a time) go through the checked conversion; the lists of
+    objects after them are typed again, however the rows are split (`max_rows`) into batches."""
+    data = sample(b"\x01\x02")  # small values: the file is read 64 objects at a time
+    first = min(data["messages"], key=lambda m: m["id"])
+    data["messages"] += [{**first, "id": 1_000_000 + i} for i in range(100)]
+    path = _transcript_appended(tmp_path / "appended.isar", data, {first["id"]})  # the first in id order
+    with open_isar(path) as f:
+        typed = [t for _, t in f.app.typed_batches(COLLECTIONS[4], max_rows=1)]
+    assert typed == [False] * OBJECT_BATCH + [True] * (len(data["messages"]) - OBJECT_BATCH)
 
 
 def test_needs_recovery_is_read_from_a_repaired_copy(tmp_path: Path) -> None:

@@ -641,6 +641,7 @@ class AppReader:
                         yield batch[:max_rows], typed[0]
                         del batch[:max_rows]
                         nbytes = 0
+                        typed[0] = typed[0] or not batch  # the next batch starts typed, as after `max_bytes`
                     if nbytes > max_bytes:
                         yield batch, typed[0]
                         batch = []
