@@ -55,3 +55,15 @@ def test_bench_lists_import() -> None:
     done = run_module("tools.bench")
     assert done.returncode == 2
     assert "import" in done.stderr and "sqlite-utils" in done.stderr
+
+
+def test_bench_memory_prints_a_row_per_pause() -> None:
+    """`tools.bench memory` on 8 MiB: one row per pause, with rates; bad arguments are usage errors."""
+    done = run_module("tools.bench", "memory", "--gib", str(8 / 1024), "--pauses", "0,0.1")
+    assert done.returncode == 0, done.stderr
+    rows = [line.split("|")[1:-1] for line in done.stdout.splitlines() if line.startswith("| ") and "round" not in line]
+    assert [(r[0].strip(), r[1].strip()) for r in rows] == [("1", "0"), ("2", "0.1")]
+    for row in rows:
+        assert float(row[2]) > 0 and float(row[4]) > 0
+    bad = run_module("tools.bench", "memory", "--pauses", "soon")
+    assert bad.returncode == 2 and "--pauses" in bad.stderr

@@ -14,6 +14,7 @@ BENCHMARKS = {
     "repos": ("tools.bench.repos", "repository reads and writes on 10k threads / 1M messages"),
     "import": ("tools.bench.import_", "import, verify and sqlite-utils on generated exports"),
     "isar": ("tools.bench.isar", "reading, exporting and importing an Isar file"),
+    "memory": ("tools.bench.memory", "writing into fresh memory, after pauses (to read the others)"),
 }
 
 
