@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import apsw
 import pytest
 
 from pychat_db.exchange.codec import FieldError, NaiveTimezone, RowCodec
@@ -109,6 +110,54 @@ def test_orphans_are_refused_or_adopted_the_same_both_ways(tmp_path: Path) -> No
     assert all(filecmp.cmp(tmp_path / "p" / n, tmp_path / "i" / n, shallow=False) for n in names)
 
 
+def _verify(isar: Path, db: Path, mode: str, *args: str) -> Any:
+    return run_module("tools.verify", isar, "--db", db, "--quiet", "--isar-reader", mode, *args)
+
+
+def _without_timing(stdout: str) -> list[str]:
+    """The summary without its last line (rows per second)."""
+    return stdout.splitlines()[:-1]
+
+
+def test_verify_finds_the_same_both_ways(tmp_path: Path) -> None:
+    """tools.verify FILE.isar with the reader process (its checked read) matches, and names a changed row and a
+    removed tag link, exactly as the in-process read does; the child's peak is in the report."""
+    isar = write_app_file(tmp_path / "default.isar", rows_from_export(EXAMPLE))
+    db = tmp_path / "chat.db"
+    assert _import(isar, db, "inline").returncode == 0
+    reports = {mode: tmp_path / f"{mode}.json" for mode in MODES}
+    matched = {mode: _verify(isar, db, mode, "--samples", "20", "--report", str(reports[mode])) for mode in MODES}
+    for result in matched.values():
+        assert result.returncode == 0, result.stderr
+        assert "database matches the export" in result.stdout
+    assert _without_timing(matched["process"].stdout) == _without_timing(matched["inline"].stdout)
+    assert json.loads(reports["process"].read_text())["reader_process"]["peak_rss_kb"] > 0
+    assert "reader_process" not in json.loads(reports["inline"].read_text())
+    conn = apsw.Connection(str(db))
+    conn.execute("UPDATE messages SET text = 'changed' WHERE id = (SELECT max(id) FROM messages)")
+    conn.execute("DELETE FROM message_tags WHERE message_id = (SELECT min(message_id) FROM message_tags)")
+    conn.close()
+    differ = {mode: _verify(isar, db, mode) for mode in MODES}
+    assert differ["process"].returncode == differ["inline"].returncode == 1
+    assert differ["process"].stderr == differ["inline"].stderr
+    assert "text" in differ["process"].stderr and "message_tags" in differ["process"].stderr
+
+
+@pytest.mark.parametrize(("change", "expected"), [c[1:] for c in LINK_CASES], ids=[c[0] for c in LINK_CASES])
+def test_verify_refuses_a_dangling_tag_link_the_same_both_ways(tmp_path: Path, change: Any, expected: str) -> None:
+    """Verify's read makes every check of the import's items(): the reader process refuses the pair itself."""
+    data = _linked_sample()
+    db = tmp_path / "chat.db"
+    assert _import(write_app_file(tmp_path / "good.isar", data), db, "inline").returncode == 0
+    change(data)
+    isar = write_app_file(tmp_path / "default.isar", data)
+    results = {mode: _verify(isar, db, mode) for mode in MODES}
+    assert results["process"].returncode == results["inline"].returncode == 1
+    assert results["process"].stderr == results["inline"].stderr
+    assert results["process"].stderr == f"Error: {isar}: {expected}\n"
+    assert "Traceback" not in results["process"].stderr
+
+
 def test_a_child_that_cannot_open_the_file_says_why(tmp_path: Path) -> None:
     bogus = tmp_path / "copy.isar"
     bogus.write_bytes(b"not mdbx" * 1000)
@@ -181,16 +230,20 @@ def test_every_frame_kind_round_trips(monkeypatch: pytest.MonkeyPatch, tmp_path:
     isar = write_app_file(tmp_path / "default.isar", _linked_sample())
     refused = Item("default.isar: threads id=3", None, None, None, FieldError("name", "too odd"))
 
-    def chunks(self: IsarSource, collection: Any, **_: Any) -> Any:
+    asked: list[Any] = []
+
+    def chunks(self: IsarSource, collection: Any, **options: Any) -> Any:
+        asked.append(options)
         if collection is MESSAGES:
             raise ExportError(Problem("messages", "default.isar: Message id 7", "text", "broken"))
         yield Chunk("", 0, [], [(1, "a", b"\x00\xff", None)], None)
         yield Chunk(refused.where, 0, [], None, [refused])
 
     monkeypatch.setattr(IsarSource, "chunks", chunks)
-    header = json.dumps([os.fspath(isar), "default.isar", "reject"]) + "\n"
+    header = json.dumps([os.fspath(isar), "default.isar", "reject", True]) + "\n"  # verify's checked read
     out = io.BytesIO()
     worker.serve(io.BytesIO(f"{header}threads\nmessages\n".encode()), out)
+    assert asked == [{"loader_checks_links": False}] * 2
     reader = worker.ReaderProcess.__new__(worker.ReaderProcess)
     reader.label, reader._reading = "default.isar", False
     reader._queue = ["threads", "messages"]

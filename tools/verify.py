@@ -21,6 +21,7 @@ from pathlib import Path
 from pychat_db.exchange.codec import NaiveTimezone
 from pychat_db.exchange.reader import ExportError, Source
 from pychat_db.exchange.verify import VerifyError, VerifyReport, verify
+from pychat_db.isar import worker
 from pychat_db.isar.app import open_isar
 from pychat_db.isar.format import IsarFormatError
 from pychat_db.isar.source import RECOVERED_NOTE, isar_source
@@ -42,21 +43,38 @@ def print_summary(report: VerifyReport) -> None:
     print(f"{verdict}: {report.rows} rows in {report.seconds:.1f} s ({rate:,.0f} rows/s)")
 
 
-def write_report(path: Path, report: VerifyReport) -> None:
-    data = json.dumps(report.to_json(), indent=2, ensure_ascii=False).encode() + b"\n"
+def write_report(path: Path, report: VerifyReport, reader_rss_kb: int | None = None) -> None:
+    content = report.to_json()
+    if reader_rss_kb is not None:  # the .isar file was read by a reader process: its own peak
+        content["reader_process"] = {"peak_rss_kb": reader_rss_kb}
+    data = json.dumps(content, indent=2, ensure_ascii=False).encode() + b"\n"
     fd = os.open(path, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(data)
 
 
 @contextlib.contextmanager
-def _open_source(path: Path, naive: NaiveTimezone) -> Iterator[Source | None]:
-    """The Isar file's source when `path` is an .isar file (read through a private copy), else None."""
+def _open_source(path: Path, naive: NaiveTimezone, isar_reader: str = "auto") -> Iterator[Source | None]:
+    """The Isar file's source when `path` is an .isar file (read through a private copy), else None.
+
+    The file is decoded by a reader process (`pychat_db.isar.worker`, the import's) unless `isar_reader`
+    is "inline", or "auto" without a second CPU.
+    """
     if path.is_file() and path.suffix == ".isar":
-        with open_isar(path) as opened:
-            if opened.recovered:
-                print(RECOVERED_NOTE.format(name=path), file=sys.stderr)
-            yield isar_source(opened, os.fspath(path), naive)
+        use_process = isar_reader == "process" or (isar_reader == "auto" and worker.should_use())
+        reader = worker.ReaderProcess() if use_process else None  # starts up while the file is copied
+        try:
+            with open_isar(path) as opened:
+                if opened.recovered:
+                    print(RECOVERED_NOTE.format(name=path), file=sys.stderr)
+                source = isar_source(opened, os.fspath(path), naive, reader=reader, checked=True)
+                try:
+                    yield source
+                finally:
+                    source.close()
+        finally:
+            if reader is not None:
+                reader.close()
         return
     yield None
 
@@ -79,14 +97,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="what a timestamp without offset means (use the import's setting)",
     )
     parser.add_argument(
-        "--jobs", type=int, default=2, help="processes: 2 reads the database in a second process, 1 does all in one"
+        "--jobs",
+        type=int,
+        default=2,
+        help="processes: 2 uses a second one (for an .isar file, the reader process of --isar-reader; "
+        "else it reads the database), 1 does all in one",
+    )
+    parser.add_argument(
+        "--isar-reader",
+        choices=["auto", "process", "inline"],
+        default="auto",
+        help="an .isar file is decoded in a second process while this one reads the database and compares "
+        "(process), or in this one (inline); auto: process when there is a second CPU and --jobs is not 1",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
     if args.samples < 0:
         parser.error("--samples must be >= 0")
     try:
-        with _open_source(args.export, NaiveTimezone(args.naive_timezone)) as source:
+        isar_reader = "inline" if args.jobs <= 1 and args.isar_reader == "auto" else args.isar_reader
+        with _open_source(args.export, NaiveTimezone(args.naive_timezone), isar_reader) as source:
             report = verify(
                 args.export,
                 args.db,
@@ -95,8 +125,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 naive=NaiveTimezone(args.naive_timezone),
                 progress_stream=None if args.quiet else sys.stderr,
                 source=source,
-                jobs=args.jobs,
+                # The second process is the reader process, if there is one: then the database is read here
+                # (at 1M messages: 13.4 s and 73 MB in all, against 12.9 s and 102 MB with a third process).
+                jobs=1 if getattr(source, "reader", None) is not None else args.jobs,
             )
+            reader = getattr(source, "reader", None)
+            reader_rss = reader.peak_rss_kb if reader is not None else None
     except (VerifyError, ExportError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
@@ -111,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mismatch: {problem}", file=sys.stderr)
     print_summary(report)
     if args.report:
-        write_report(args.report, report)
+        write_report(args.report, report, reader_rss)
     if not report.ok:
         problems = [str(m) for m in report.mismatches] + report.manifest_problems
         first = problems[0] if problems else "the counts differ"

@@ -78,7 +78,7 @@ class IsarSource(MappingSource):
     as bytes), as any `MappingSource`; `items` reads them as value lists through `RowCodec.convert_values`."""
 
     opened: OpenedFile | None = None
-    reader: ReaderProcess | None = None  # reads the loader's chunks in a second process (`isar_source`)
+    reader: ReaderProcess | None = None  # makes the loader's (or verify's) chunks in a second process
     chunk_bytes: int = BATCH_BYTES  # a chunk of `chunks()` holds about this much of the file at most
 
     def close(self) -> None:
@@ -119,9 +119,10 @@ class IsarSource(MappingSource):
                 return f"{prefix}messageId={row[0]} tagId={row[1]}"
             return f"{prefix}id={row[0]}"
 
-        if self.reader is not None and loader_checks_links and self.reader.next_is(collection):
+        reader = self.reader
+        if reader is not None and reader.checked == (not loader_checks_links) and reader.next_is(collection):
             # The same chunks, made in the reader process.
-            for made in self.reader.read(collection):
+            for made in reader.read(collection):
                 if isinstance(made, list):
                     stats.rows += len(made)
                     yield _ObjectsChunk(made, where_of)
@@ -169,12 +170,14 @@ def isar_source(
     naive: NaiveTimezone = NaiveTimezone.REJECT,
     *,
     reader: ReaderProcess | None = None,
+    checked: bool = False,
 ) -> IsarSource:
     """A `MappingSource` over the app's collections in `opened` (an `IsarSource`; see module doc).
 
     Checks the file's schema against the app mapping first (raises ExportError).
     `reader` (a started `pychat_db.isar.worker.ReaderProcess`): the loader's chunks are made in that
     second process while this one inserts; the source owns it then (`close()` the source to stop it).
+    `checked`: that process makes the chunks of `checked_chunks` instead (verify's read), once per collection.
     """
     label = os.fspath(name)
     try:
@@ -187,5 +190,5 @@ def isar_source(
             reader.close()
             reader = None
         else:
-            reader.begin(opened.copy_path, label, naive, COLLECTIONS)  # in the loader's order
+            reader.begin(opened.copy_path, label, naive, COLLECTIONS, checked=checked)  # the order both read in
     return IsarSource(label, factories, naive, opened=opened, reader=reader)

@@ -118,16 +118,22 @@ class ReaderProcess:
 
             fcntl.fcntl(self._frames.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
         self.peak_rss_kb: int | None = None  # the child's, at the end of the last collection it sent
+        self.checked = False  # which read the child makes (`begin`)
         self._queue: list[str] = []
         self._reading = False
         self._pump_thread: threading.Thread | None = None
 
-    def begin(self, path: Path, label: str, naive: NaiveTimezone, collections: Sequence[Collection]) -> None:
+    def begin(
+        self, path: Path, label: str, naive: NaiveTimezone, collections: Sequence[Collection], *, checked: bool = False
+    ) -> None:
         """Have the child open the private copy at `path` and read `collections`, in this order: it reads
-        ahead as far as the pipe lets it (`read` them in this order). `label` names the file in messages."""
+        ahead as far as the pipe lets it (`read` them in this order). `label` names the file in messages.
+        `checked`: the chunks of `IsarSource.checked_chunks` (verify's read, every check of `items()`),
+        not the loader's `chunks()`."""
         self.label = label
+        self.checked = checked
         self._queue = [c.name for c in collections]
-        header = json.dumps([os.fspath(path), label, naive.value]) + "\n"
+        header = json.dumps([os.fspath(path), label, naive.value, checked]) + "\n"
         with contextlib.suppress(OSError):  # it died at once: `read` says how
             self._requests.write((header + "".join(f"{name}\n" for name in self._queue)).encode("utf-8"))
             self._requests.flush()
@@ -271,8 +277,9 @@ class _Sender:
 
 
 def serve(requests: IO[bytes], out: IO[bytes]) -> None:
-    """The child's loop: read the file's path, label and naive-timezone rule (a JSON line), then answer
-    each collection name read from `requests` with its frames on `out`. No first line: nothing to do."""
+    """The child's loop: read the file's path, label, naive-timezone rule and which read to make (a JSON
+    line), then answer each collection name read from `requests` with its frames on `out`. No first line:
+    nothing to do."""
     from pychat_db.isar.app import OpenedFile
     from pychat_db.isar.format import IsarFile, IsarFormatError
     from pychat_db.isar.source import isar_source, refusal
@@ -281,7 +288,7 @@ def serve(requests: IO[bytes], out: IO[bytes]) -> None:
     header = requests.readline()
     if not header:
         return
-    path, label, naive = json.loads(header)
+    path, label, naive, checked = json.loads(header)
     sender = _Sender(out)
 
     def refuse_every_request(problem: Problem) -> None:
@@ -307,7 +314,7 @@ def serve(requests: IO[bytes], out: IO[bytes]) -> None:
         for request in requests:
             collection = BY_NAME[request.decode("ascii").strip()]
             try:
-                for chunk in source.chunks(collection):
+                for chunk in source.chunks(collection, loader_checks_links=not checked):
                     if chunk.rows is not None:
                         sender.send(ROWS, chunk.rows)
                         continue
