@@ -50,6 +50,7 @@ reliability: install
 		tests/test_powerloss_sql.py tests/test_powerloss_repos.py tests/test_powerloss_import.py tests/test_concurrency.py
 
 bench: install
+	$(PY) -m tools.bench memory
 	$(PY) -m tools.bench repos
 	$(PY) -m tools.bench import
 	$(PY) -m tools.bench isar
