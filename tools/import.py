@@ -199,25 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
 @contextlib.contextmanager
 def _open_source(path: Path, naive: NaiveTimezone, isar_reader: str = "auto") -> Iterator[Source]:
     if path.is_file() and path.suffix == ".isar":
-        from pychat_db.isar import worker
-        from pychat_db.isar.app import open_isar
-        from pychat_db.isar.source import RECOVERED_NOTE, isar_source
+        from pychat_db.isar.source import open_source
 
-        use_process = isar_reader == "process" or (isar_reader == "auto" and worker.should_use())
-        # Started first, so that it starts up while the file is copied; the source then owns it.
-        reader = worker.ReaderProcess() if use_process else None
-        try:
-            with open_isar(path) as opened:
-                if opened.recovered:
-                    print(RECOVERED_NOTE.format(name=path), file=sys.stderr)
-                source = isar_source(opened, path.name, naive, reader=reader)
-                try:
-                    yield source
-                finally:
-                    source.close()
-        finally:
-            if reader is not None:
-                reader.close()
+        with open_source(path, path.name, naive, reader=isar_reader, notes=sys.stderr) as source:
+            yield source
         return
     yield ExportDirectory(path, naive)
 

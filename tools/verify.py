@@ -21,10 +21,8 @@ from pathlib import Path
 from pychat_db.exchange.codec import NaiveTimezone
 from pychat_db.exchange.reader import ExportError, Source
 from pychat_db.exchange.verify import VerifyError, VerifyReport, verify
-from pychat_db.isar import worker
-from pychat_db.isar.app import open_isar
 from pychat_db.isar.format import IsarFormatError
-from pychat_db.isar.source import RECOVERED_NOTE, isar_source
+from pychat_db.isar.source import open_source
 from pychat_db.isar.storage import StorageError
 
 MAX_PRINTED = 50
@@ -61,20 +59,8 @@ def _open_source(path: Path, naive: NaiveTimezone, isar_reader: str = "auto") ->
     is "inline", or "auto" without a second CPU.
     """
     if path.is_file() and path.suffix == ".isar":
-        use_process = isar_reader == "process" or (isar_reader == "auto" and worker.should_use())
-        reader = worker.ReaderProcess() if use_process else None  # starts up while the file is copied
-        try:
-            with open_isar(path) as opened:
-                if opened.recovered:
-                    print(RECOVERED_NOTE.format(name=path), file=sys.stderr)
-                source = isar_source(opened, os.fspath(path), naive, reader=reader, checked=True)
-                try:
-                    yield source
-                finally:
-                    source.close()
-        finally:
-            if reader is not None:
-                reader.close()
+        with open_source(path, os.fspath(path), naive, reader=isar_reader, checked=True, notes=sys.stderr) as source:
+            yield source
         return
     yield None
 

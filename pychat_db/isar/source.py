@@ -11,15 +11,17 @@ property, dangling link, ...) stops reading: it is raised as the exchange's
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from pychat_db.exchange.codec import FieldError, NaiveTimezone, Row, RowCodec
 from pychat_db.exchange.contract import COLLECTIONS, MESSAGE_TAGS, Collection
 from pychat_db.exchange.reader import Chunk, ExportError, Item, MappingSource, Problem, ReadStats
-from pychat_db.isar.app import BATCH_BYTES, OpenedFile
+from pychat_db.isar import worker
+from pychat_db.isar.app import BATCH_BYTES, OpenedFile, open_isar
 from pychat_db.isar.format import IsarFormatError
 from pychat_db.isar.storage import StorageError
 from pychat_db.isar.worker import ReaderProcess
@@ -192,3 +194,37 @@ def isar_source(
         else:
             reader.begin(opened.copy_path, label, naive, COLLECTIONS, checked=checked)  # the order both read in
     return IsarSource(label, factories, naive, opened=opened, reader=reader)
+
+
+@contextlib.contextmanager
+def open_source(
+    path: str | os.PathLike[str],
+    label: str,
+    naive: NaiveTimezone = NaiveTimezone.REJECT,
+    *,
+    reader: str = "auto",
+    checked: bool = False,
+    notes: IO[str] | None = None,
+) -> Iterator[IsarSource]:
+    """The Isar file at `path` (read through a private copy, `open_isar`) as an `IsarSource` named `label`,
+    for import (`checked` False) or verify (`checked` True); everything is closed and deleted on exit.
+
+    `reader`: "process" decodes the file in a reader process while this one inserts or compares,
+    "inline" in this one, "auto" in a reader process when there is a second CPU (`worker.should_use`).
+    The reader process starts before the copy is made, so its start-up overlaps the copy. `notes`:
+    where to say that the file needed recovery (`RECOVERED_NOTE`), before any refusal of its schema.
+    """
+    use_process = reader == "process" or (reader == "auto" and worker.should_use())
+    process = worker.ReaderProcess() if use_process else None
+    try:
+        with open_isar(path) as opened:
+            if opened.recovered and notes is not None:
+                print(RECOVERED_NOTE.format(name=os.fspath(path)), file=notes)
+            source = isar_source(opened, label, naive, reader=process, checked=checked)  # owns `process` now
+            try:
+                yield source
+            finally:
+                source.close()
+    finally:
+        if process is not None:
+            process.close()
