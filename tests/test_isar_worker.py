@@ -158,6 +158,53 @@ def test_verify_refuses_a_dangling_tag_link_the_same_both_ways(tmp_path: Path, c
     assert "Traceback" not in results["process"].stderr
 
 
+def _export_isar(isar: Path, out: Path, mode: str) -> Any:
+    return run_module("tools.export_isar", isar, "--out", out, "--exported-at", AT, "--quiet", "--isar-reader", mode)
+
+
+def test_export_isar_writes_the_same_bytes_both_ways(tmp_path: Path) -> None:
+    isar = write_app_file(tmp_path / "default.isar", rows_from_export(EXAMPLE), type_type="Int")
+    for mode in MODES:
+        result = _export_isar(isar, tmp_path / mode, mode)
+        assert result.returncode == 0, result.stderr
+    names = sorted(os.listdir(tmp_path / "process"))
+    assert names == sorted(os.listdir(tmp_path / "inline")) == sorted(os.listdir(EXAMPLE))
+    assert all(filecmp.cmp(tmp_path / "process" / n, tmp_path / "inline" / n, shallow=False) for n in names)
+
+
+def test_export_isar_reads_every_collection_through_the_reader_process(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tools.export_isar import export_isar
+
+    read = worker.ReaderProcess.read
+    sent: list[str] = []
+
+    def counted(self: worker.ReaderProcess, collection: Any) -> Any:
+        sent.append(collection.name)
+        return read(self, collection)
+
+    monkeypatch.setattr(worker.ReaderProcess, "read", counted)
+    isar = write_app_file(tmp_path / "default.isar", _linked_sample())
+    export_isar(isar, tmp_path / "out", exported_at=AT, quiet=True, isar_reader="process")
+    assert sent == [c.name for c in COLLECTIONS]
+    sent.clear()
+    export_isar(isar, tmp_path / "again", exported_at=AT, quiet=True, isar_reader="inline")
+    assert sent == []
+
+
+@pytest.mark.parametrize(("change", "options"), [c[1:3] for c in REFUSALS], ids=[c[0] for c in REFUSALS])
+def test_export_isar_refuses_the_same_both_ways(tmp_path: Path, change: Any, options: dict[str, Any]) -> None:
+    data = _linked_sample()
+    change(data)
+    isar = write_app_file(tmp_path / "default.isar", data, **options)
+    results = {mode: _export_isar(isar, tmp_path / mode, mode) for mode in MODES}
+    assert results["process"].returncode == results["inline"].returncode == 1
+    assert results["process"].stderr == results["inline"].stderr
+    assert "Traceback" not in results["process"].stderr and API_KEY not in results["process"].stderr
+    assert not (tmp_path / "process").exists() and not (tmp_path / "inline").exists()
+
+
 def test_a_child_that_cannot_open_the_file_says_why(tmp_path: Path) -> None:
     bogus = tmp_path / "copy.isar"
     bogus.write_bytes(b"not mdbx" * 1000)

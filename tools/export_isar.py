@@ -40,7 +40,7 @@ from pychat_db.exchange.writer import (
 )
 from pychat_db.isar.app import OpenedFile, open_isar
 from pychat_db.isar.format import IsarFormatError
-from pychat_db.isar.source import RECOVERED_NOTE, isar_source
+from pychat_db.isar.source import open_source
 from pychat_db.isar.storage import StorageError
 from tools import cli
 
@@ -89,26 +89,26 @@ def source_rows(source: MappingSource, collection: Collection) -> Iterator[Row]:
 
 
 def export_isar(
-    path: Path, out: Path, *, exported_at: str, force: bool = False, quiet: bool = False
+    path: Path, out: Path, *, exported_at: str, force: bool = False, quiet: bool = False, isar_reader: str = "auto"
 ) -> list[FileSummary]:
     """Write the canonical export of the Isar file `path` into the new directory `out`; return what was written."""
     summaries: list[FileSummary] = []
-    with open_isar(path) as opened:
-        if opened.recovered and not quiet:
-            print(RECOVERED_NOTE.format(name=os.fspath(path)), file=sys.stderr)
-        source = isar_source(opened, os.fspath(path))
-        with staged_directory(out, force=force) as stage:
-            for collection in COLLECTIONS:
-                started = time.perf_counter()
-                summary = write_collection(stage, collection, source_rows(source, collection))
-                summaries.append(summary)
-                if not quiet:
-                    elapsed = time.perf_counter() - started
-                    print(
-                        f"exported {summary.file}: {summary.rows} rows, {summary.size / 1e6:.1f} MB in {elapsed:.1f} s",
-                        file=sys.stderr,
-                    )
-            write_manifest(stage, summaries, exported_at)
+    notes = None if quiet else sys.stderr
+    with (
+        open_source(path, os.fspath(path), reader=isar_reader, checked=True, notes=notes) as source,
+        staged_directory(out, force=force) as stage,
+    ):
+        for collection in COLLECTIONS:
+            started = time.perf_counter()
+            summary = write_collection(stage, collection, source_rows(source, collection))
+            summaries.append(summary)
+            if not quiet:
+                elapsed = time.perf_counter() - started
+                print(
+                    f"exported {summary.file}: {summary.rows} rows, {summary.size / 1e6:.1f} MB in {elapsed:.1f} s",
+                    file=sys.stderr,
+                )
+        write_manifest(stage, summaries, exported_at)
     return summaries
 
 
@@ -126,6 +126,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--exported-at", type=cli.exported_at, help="manifest exportedAt (ISO-8601 with offset); default: now, UTC"
     )
+    parser.add_argument(
+        "--isar-reader",
+        choices=["auto", "process", "inline"],
+        default="auto",
+        help="the file is decoded in a second process while this one writes (process), or in this one "
+        "(inline); auto: process when there is a second CPU",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
     name = os.fspath(args.file)
@@ -137,7 +144,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(line)
             return 0
         exported_at = args.exported_at or convert.timestamp_to_db(dt.datetime.now(dt.UTC))
-        summaries = export_isar(args.file, args.out, exported_at=exported_at, force=args.force, quiet=args.quiet)
+        summaries = export_isar(
+            args.file,
+            args.out,
+            exported_at=exported_at,
+            force=args.force,
+            quiet=args.quiet,
+            isar_reader=args.isar_reader,
+        )
     except (IsarFormatError, StorageError) as exc:
         print(f"Error: {name}: {exc}", file=sys.stderr)
         return 1
