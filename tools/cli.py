@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import signal
-from collections.abc import Sequence
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
 
 from pychat_db import convert
+from pychat_db.exchange.contract import Collection
 from pychat_db.exchange.writer import FileSummary
 
 
@@ -20,6 +23,39 @@ def exported_at(text: str) -> str:
     if parsed.tzinfo is None:
         raise argparse.ArgumentTypeError(f"{text!r}: give a UTC offset (Z or +HH:MM)")
     return convert.timestamp_to_db(parsed)
+
+
+def add_isar_reader(parser: argparse.ArgumentParser, meanwhile: str, auto: str = "") -> None:
+    """`--isar-reader auto|process|inline` (`pychat_db.isar.source.open_source`'s `reader`). `meanwhile`: what
+    this process does while the reader process decodes; `auto`: a condition added to "a second CPU"."""
+    parser.add_argument(
+        "--isar-reader",
+        choices=["auto", "process", "inline"],
+        default="auto",
+        help=f"an .isar file is decoded in a second process while this one {meanwhile} (process), or in this "
+        f"one (inline); auto: process when there is a second CPU{auto}",
+    )
+
+
+def write_files(
+    collections: Iterable[Collection], write: Callable[[Collection], FileSummary], *, verb: str, quiet: bool
+) -> list[FileSummary]:
+    """`write(collection)` for each collection in order; unless `quiet`, a line on stderr after each:
+    `VERB FILE: N rows, X MB in S s (R rows/s)`. Returns the summaries."""
+    summaries = []
+    for collection in collections:
+        started = time.perf_counter()
+        summary = write(collection)
+        summaries.append(summary)
+        if not quiet:
+            elapsed = time.perf_counter() - started
+            rate = summary.rows / elapsed if elapsed > 0 else 0.0
+            print(
+                f"{verb} {summary.file}: {summary.rows} rows, {summary.size / 1e6:.1f} MB "
+                f"in {elapsed:.1f} s ({rate:,.0f} rows/s)",
+                file=sys.stderr,
+            )
+    return summaries
 
 
 def print_export_summary(summaries: Sequence[FileSummary]) -> int:

@@ -68,18 +68,12 @@ def export_database(
     try:
         conn.execute("BEGIN")
         with staged_directory(out, force=force) as stage:
-            for collection in COLLECTIONS:
-                started = time.perf_counter()
-                summary = write_collection(stage, collection, table_rows(conn, collection))
-                summaries.append(summary)
-                if not quiet:
-                    elapsed = time.perf_counter() - started
-                    rate = summary.rows / elapsed if elapsed > 0 else 0.0
-                    print(
-                        f"exported {summary.file}: {summary.rows} rows, {summary.size / 1e6:.1f} MB "
-                        f"in {elapsed:.1f} s ({rate:,.0f} rows/s)",
-                        file=sys.stderr,
-                    )
+            summaries = cli.write_files(
+                COLLECTIONS,
+                lambda c: write_collection(stage, c, table_rows(conn, c)),
+                verb="exported",
+                quiet=quiet,
+            )
             write_manifest(stage, summaries, exported_at)
     finally:
         if conn.in_transaction:

@@ -92,22 +92,17 @@ def export_isar(
     path: Path, out: Path, *, exported_at: str, force: bool = False, quiet: bool = False, isar_reader: str = "auto"
 ) -> list[FileSummary]:
     """Write the canonical export of the Isar file `path` into the new directory `out`; return what was written."""
-    summaries: list[FileSummary] = []
     notes = None if quiet else sys.stderr
     with (
         open_source(path, os.fspath(path), reader=isar_reader, checked=True, notes=notes) as source,
         staged_directory(out, force=force) as stage,
     ):
-        for collection in COLLECTIONS:
-            started = time.perf_counter()
-            summary = write_collection(stage, collection, source_rows(source, collection))
-            summaries.append(summary)
-            if not quiet:
-                elapsed = time.perf_counter() - started
-                print(
-                    f"exported {summary.file}: {summary.rows} rows, {summary.size / 1e6:.1f} MB in {elapsed:.1f} s",
-                    file=sys.stderr,
-                )
+        summaries = cli.write_files(
+            COLLECTIONS,
+            lambda c: write_collection(stage, c, source_rows(source, c)),
+            verb="exported",
+            quiet=quiet,
+        )
         write_manifest(stage, summaries, exported_at)
     return summaries
 
@@ -126,13 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--exported-at", type=cli.exported_at, help="manifest exportedAt (ISO-8601 with offset); default: now, UTC"
     )
-    parser.add_argument(
-        "--isar-reader",
-        choices=["auto", "process", "inline"],
-        default="auto",
-        help="the file is decoded in a second process while this one writes (process), or in this one "
-        "(inline); auto: process when there is a second CPU",
-    )
+    cli.add_isar_reader(parser, "writes")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
     name = os.fspath(args.file)

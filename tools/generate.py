@@ -35,7 +35,6 @@ import bisect
 import hashlib
 import random
 import sys
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +61,7 @@ from pychat_db.exchange.writer import (
     write_collection,
     write_manifest,
 )
+from tools import cli
 
 # manifest.json's exportedAt in a generated canonical export (fixed: same args, same bytes).
 GENERATED_AT = "2026-01-01T00:00:00.000000Z"
@@ -443,22 +443,16 @@ def generate(out: Path, spec: Spec, *, variant: str, force: bool = False, quiet:
     """Write the export into `out` (atomically, see `staged_directory`); return what was written."""
     gen = Generator(spec)
     canonical = variant == "canonical"
-    summaries: list[FileSummary] = []
     with staged_directory(out, force=force) as stage:
-        for collection in (CONFIGURATION, THREADS, MODES, TAGS, MESSAGES, MODE_OUTPUTS, MESSAGE_TAGS):
-            started = time.perf_counter()
+
+        def write(collection: Collection) -> FileSummary:
             rows = gen.rows(collection.name, sorted_by_id=canonical)
             if canonical:
-                summary = write_collection(stage, collection, _to_stored(collection, rows))
-            else:
-                summary = write_legacy(stage, collection, rows)
-            summaries.append(summary)
-            if not quiet:
-                elapsed = time.perf_counter() - started
-                print(
-                    f"generated {summary.file}: {summary.rows} rows, {summary.size / 1e6:.1f} MB in {elapsed:.1f} s",
-                    file=sys.stderr,
-                )
+                return write_collection(stage, collection, _to_stored(collection, rows))
+            return write_legacy(stage, collection, rows)
+
+        order = (CONFIGURATION, THREADS, MODES, TAGS, MESSAGES, MODE_OUTPUTS, MESSAGE_TAGS)
+        summaries = cli.write_files(order, write, verb="generated", quiet=quiet)
         if canonical:
             write_manifest(stage, summaries, GENERATED_AT)
     return summaries

@@ -21,7 +21,7 @@ from typing import IO
 from pychat_db.exchange.codec import NaiveTimezone
 from pychat_db.exchange.loader import ImportFailed, ImportOptions, ImportReport, NoProgress, RejectWriter, import_source
 from pychat_db.exchange.reader import ExportDirectory, ExportError, Source
-from tools.cli import interrupt_on_sigterm
+from tools.cli import add_isar_reader, interrupt_on_sigterm
 
 PROG = "python -m tools.import"
 PLAIN_EVERY_SECONDS = 2.0
@@ -185,13 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=NaiveTimezone.REJECT.value,
         help="what a timestamp without an offset means",
     )
-    parser.add_argument(
-        "--isar-reader",
-        choices=["auto", "process", "inline"],
-        default="auto",
-        help="an .isar file is decoded in a second process while this one inserts (process), or in this "
-        "one (inline); auto: process when a second CPU is there",
-    )
+    add_isar_reader(parser, "inserts")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     return parser
 

@@ -24,6 +24,7 @@ from pychat_db.exchange.verify import VerifyError, VerifyReport, verify
 from pychat_db.isar.format import IsarFormatError
 from pychat_db.isar.source import open_source
 from pychat_db.isar.storage import StorageError
+from tools.cli import add_isar_reader
 
 MAX_PRINTED = 50
 
@@ -89,13 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="processes: 2 uses a second one (for an .isar file, the reader process of --isar-reader; "
         "else it reads the database), 1 does all in one",
     )
-    parser.add_argument(
-        "--isar-reader",
-        choices=["auto", "process", "inline"],
-        default="auto",
-        help="an .isar file is decoded in a second process while this one reads the database and compares "
-        "(process), or in this one (inline); auto: process when there is a second CPU and --jobs is not 1",
-    )
+    add_isar_reader(parser, "reads the database and compares", " and --jobs is not 1")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
     if args.samples < 0:
