@@ -35,6 +35,7 @@ from __future__ import annotations
 import multiprocessing
 import operator
 import random
+import signal
 import threading
 import time
 from collections import OrderedDict
@@ -51,6 +52,7 @@ from pychat_db.errors import MigrationError, PychatDbError, SchemaMismatch
 from pychat_db.exchange.codec import NaiveTimezone, Row, row_digest
 from pychat_db.exchange.contract import BY_NAME, COLLECTIONS, MESSAGE_TAGS, MESSAGES, Collection, Kind, select_sql
 from pychat_db.exchange.reader import Chunk, ExportDirectory, ExportError, Item, Problem, Source
+from pychat_db.interrupts import STOP_SIGNALS, deferred_interrupts
 from pychat_db.schema_check import open_at_head
 
 SECRET_FIELDS = frozenset({("configuration", "apiKey")})
@@ -226,8 +228,18 @@ def db_digests(conn: apsw.Connection, collection: Collection) -> Iterator[tuple[
         yield getkey(row), row_digest(row)
 
 
-def _digest_worker(db_path: str, names: list[str], out: Pipe) -> None:
-    """Child process: send each collection's `db_digests` in batches, then None; a str on failure."""
+def _digest_worker(db_path: str, names: list[str], out: Pipe, parent_end: Pipe | None = None) -> None:
+    """Child process: send each collection's `db_digests` in batches, then None; a str on failure.
+
+    Interruptions are the parent's to handle: Ctrl-C (which reaches the whole process group) is
+    ignored here, and SIGTERM (the parent's `terminate()` when it stops) ends this process at once,
+    without the parent's handler that a fork copied (`tools.cli.interrupt_on_sigterm`): no traceback.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked by the parent across the fork
+    if parent_end is not None:  # the fork's copy of the parent's end: if the parent dies, `send` fails
+        parent_end.close()
     try:
         conn = connect(db_path, readonly=True)
         conn.execute(READ_CACHE).fetchall()
@@ -325,14 +337,18 @@ class Verifier:
         if self.jobs <= 1 or "fork" not in multiprocessing.get_all_start_methods():
             return
         ctx = multiprocessing.get_context("fork")
-        receiver, sender = ctx.Pipe(duplex=False)
         names = [c.name for c in COLLECTIONS]
-        self._worker = ctx.Process(target=_digest_worker, args=(str(self.db_path), names, sender), daemon=True)
-        self._worker.start()
-        sender.close()
-        self._pipe = receiver
-        self._links_thread = threading.Thread(target=self._link_worker, name="verify-links", daemon=True)
-        self._links_thread.start()
+        # Ctrl-C and SIGTERM wait until both are started and recorded (so that `close()` stops them): the
+        # child must not run this process's handlers (SIGTERM raising KeyboardInterrupt) before
+        # `_digest_worker` sets its own, and it unblocks them then, as this process does here.
+        with deferred_interrupts():
+            receiver, sender = ctx.Pipe(duplex=False)
+            worker = ctx.Process(target=_digest_worker, args=(str(self.db_path), names, sender, receiver), daemon=True)
+            worker.start()
+            sender.close()
+            links = threading.Thread(target=self._link_worker, name="verify-links", daemon=True)
+            links.start()
+            self._worker, self._pipe, self._links_thread = worker, receiver, links
 
     def _link_worker(self) -> None:
         try:

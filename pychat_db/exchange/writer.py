@@ -41,6 +41,7 @@ from pychat_db.exchange.contract import (
     Collection,
     Kind,
 )
+from pychat_db.interrupts import deferred_interrupts
 
 Row = Sequence[object]
 """A row in stored form: the collection's field values in contract order (see contract.py)."""
@@ -231,8 +232,10 @@ def staged_directory(out: Path, *, force: bool = False) -> Iterator[Path]:
     out = Path(out)
     check_target(out, force=force)
     out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    stage: Path | None = None
     try:
+        with deferred_interrupts():  # Ctrl-C or SIGTERM: never a directory made and not yet known here
+            stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
         yield stage
         _fsync_dir(stage)
         check_target(out, force=force)
@@ -245,5 +248,6 @@ def staged_directory(out: Path, *, force: bool = False) -> Iterator[Path]:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
         raise

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol, cast
 
 from pychat_db.errors import PychatDbError
+from pychat_db.interrupts import deferred_interrupts
 
 # MDBX database flags (mdbx.h); the values are part of the on-disk format.
 MDBX_REVERSEKEY = 0x02
@@ -466,10 +467,12 @@ def private_copy(
         raise StorageError("no such file" if not src.exists() else "not a regular file")
     root = Path(tmp_dir if tmp_dir is not None else tempfile.gettempdir())
     remove_stale_copies(root)
-    directory = Path(tempfile.mkdtemp(prefix=_COPY_PREFIX, dir=root))  # mode 0700
+    directory: Path | None = None
     lock: int | None = None
     try:
-        lock = _lock_directory(directory)
+        with deferred_interrupts():  # Ctrl-C or SIGTERM: never a directory made and not yet known here
+            directory = Path(tempfile.mkdtemp(prefix=_COPY_PREFIX, dir=root))  # mode 0700
+            lock = _lock_directory(directory)
         os.chmod(directory, 0o700)
         copy = directory / "copy.isar"
         for _attempt in range(3):
@@ -491,6 +494,7 @@ def private_copy(
         finally:
             store.close()
     finally:
-        shutil.rmtree(directory, ignore_errors=True)
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
         if lock is not None:
             os.close(lock)
