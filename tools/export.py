@@ -108,6 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, apsw.Error) as exc:
         print(f"Error: {args.db}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"Error: interrupted; nothing written to {args.out}", file=sys.stderr)
+        return 130
     elapsed = time.perf_counter() - started
     total = cli.print_export_summary(summaries)
     print(f"exported {total} rows to {args.out} in {elapsed:.1f} s (exportedAt {exported_at})")
@@ -115,4 +118,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    cli.interrupt_on_sigterm()  # the command's own process only, not a caller of main()
     raise SystemExit(main())

@@ -150,6 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"Error: {name}: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("Error: interrupted" + (f"; nothing written to {args.out}" if args.out else ""), file=sys.stderr)
+        return 130
     elapsed = time.perf_counter() - started
     total = cli.print_export_summary(summaries)
     print(f"exported {total} rows from {name} to {args.out} in {elapsed:.1f} s (exportedAt {exported_at})")
@@ -157,4 +160,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    cli.interrupt_on_sigterm()  # the command's own process only, not a caller of main()
     raise SystemExit(main())

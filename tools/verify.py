@@ -24,7 +24,7 @@ from pychat_db.exchange.verify import VerifyError, VerifyReport, verify
 from pychat_db.isar.format import IsarFormatError
 from pychat_db.isar.source import open_source
 from pychat_db.isar.storage import StorageError
-from tools.cli import add_isar_reader
+from tools.cli import add_isar_reader, interrupt_on_sigterm
 
 MAX_PRINTED = 50
 
@@ -118,6 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (IsarFormatError, StorageError) as exc:
         print(f"Error: {args.export}: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("Error: interrupted; the verification did not finish", file=sys.stderr)
+        return 130
     for mismatch in report.mismatches[:MAX_PRINTED]:
         print(f"mismatch: {mismatch}", file=sys.stderr)
     if len(report.mismatches) > MAX_PRINTED:
@@ -136,4 +139,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    interrupt_on_sigterm()  # the command's own process only, not a caller of main()
     raise SystemExit(main())
