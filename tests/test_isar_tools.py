@@ -99,3 +99,37 @@ def test_import_and_verify_say_when_the_file_needed_recovery(tmp_path: Path) -> 
         assert result.returncode == 0, result.stderr
         assert "left mid-write" in result.stderr and "untouched" in result.stderr
     assert crashed.read_bytes() == before
+
+
+def test_an_isar_file_under_another_name_is_read_as_one(tmp_path: Path) -> None:
+    """A copy saved as `default.isar.bak` starts as an MDBX file does: import and verify read it as the .isar."""
+    isar = write_app_file(tmp_path / "default.isar", linked_sample())
+    renamed = isar.rename(tmp_path / "default.isar.bak")
+    db = tmp_path / "chat.db"
+    result = run_module("tools.import", renamed, "--db", db, "--quiet")
+    assert result.returncode == 0, result.stderr
+    result = run_module("tools.verify", renamed, "--db", db, "--quiet")
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_file_that_is_neither_is_named_so(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an export\n")
+    for module in ("tools.import", "tools.verify"):
+        result = run_module(module, notes, "--db", tmp_path / "chat.db", "--quiet")
+        assert result.returncode == 1
+        assert result.stderr == f"Error: {notes}: a file, but neither an export directory nor an Isar database\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_the_mdbx_magic_is_what_tells_a_file(tmp_path: Path) -> None:
+    from pychat_db.isar.storage import looks_like_mdbx
+
+    fixtures = sorted((ROOT / "tests" / "fixtures" / "isar").glob("*.isar"))
+    assert len(fixtures) == 2 and all(looks_like_mdbx(f) for f in fixtures)  # written by the real Isar engine
+    head = fixtures[0].read_bytes()[:4096]
+    (tmp_path / "short").write_bytes(head[:27])
+    (tmp_path / "other").write_bytes(head[:20] + b"\x00" * 8 + head[28:])
+    assert not looks_like_mdbx(tmp_path / "short")
+    assert not looks_like_mdbx(tmp_path / "other")
+    assert not looks_like_mdbx(tmp_path / "missing")

@@ -192,12 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 @contextlib.contextmanager
 def _open_source(path: Path, naive: NaiveTimezone, isar_reader: str = "auto") -> Iterator[Source]:
-    if path.is_file() and path.suffix == ".isar":
-        from pychat_db.isar.source import open_source
+    if path.is_file():
+        from pychat_db.isar.source import is_isar_file, open_source  # only for a file: no cost for a directory
 
-        with open_source(path, path.name, naive, reader=isar_reader, notes=sys.stderr) as source:
-            yield source
-        return
+        if is_isar_file(path):
+            with open_source(path, path.name, naive, reader=isar_reader, notes=sys.stderr) as source:
+                yield source
+            return
     yield ExportDirectory(path, naive)
 
 

@@ -22,7 +22,7 @@ from pychat_db.exchange.codec import NaiveTimezone
 from pychat_db.exchange.reader import ExportError, Source
 from pychat_db.exchange.verify import VerifyError, VerifyReport, verify
 from pychat_db.isar.format import IsarFormatError
-from pychat_db.isar.source import open_source
+from pychat_db.isar.source import is_isar_file, open_source
 from pychat_db.isar.storage import StorageError
 from tools.cli import add_isar_reader, interrupt_on_sigterm
 
@@ -59,7 +59,7 @@ def _open_source(path: Path, naive: NaiveTimezone, isar_reader: str = "auto") ->
     The file is decoded by a reader process (`pychat_db.isar.worker`, the import's) unless `isar_reader`
     is "inline", or "auto" without a second CPU.
     """
-    if path.is_file() and path.suffix == ".isar":
+    if is_isar_file(path):
         with open_source(path, os.fspath(path), naive, reader=isar_reader, checked=True, notes=sys.stderr) as source:
             yield source
         return

@@ -462,7 +462,12 @@ class ExportDirectory:
     def __init__(self, path: str | os.PathLike[str], naive: NaiveTimezone = NaiveTimezone.REJECT) -> None:
         self.path = Path(path)
         if not self.path.is_dir():
-            raise ExportError(Problem(None, str(self.path), None, "not a directory"))
+            why = (
+                "a file, but neither an export directory nor an Isar database"
+                if self.path.is_file()
+                else "not a directory"
+            )
+            raise ExportError(Problem(None, str(self.path), None, why))
         self.naive = naive
         self.codecs = {c.name: RowCodec(c, naive) for c in COLLECTIONS}
         self._bytes_read = 0

@@ -15,6 +15,7 @@ import contextlib
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
 from pychat_db.exchange.codec import FieldError, NaiveTimezone, Row, RowCodec
@@ -23,7 +24,7 @@ from pychat_db.exchange.reader import Chunk, ExportError, Item, MappingSource, P
 from pychat_db.isar import worker
 from pychat_db.isar.app import BATCH_BYTES, OpenedFile, open_isar
 from pychat_db.isar.format import IsarFormatError
-from pychat_db.isar.storage import StorageError
+from pychat_db.isar.storage import StorageError, looks_like_mdbx
 from pychat_db.isar.worker import ReaderProcess
 
 RECOVERED_NOTE = (
@@ -194,6 +195,13 @@ def isar_source(
         else:
             reader.begin(opened.copy_path, label, naive, COLLECTIONS, checked=checked)  # the order both read in
     return IsarSource(label, factories, naive, opened=opened, reader=reader)
+
+
+def is_isar_file(path: str | os.PathLike[str]) -> bool:
+    """Whether the tools read `path` as an Isar file: a file named `*.isar`, or any file that starts as an MDBX
+    file does (a copy saved as `default.isar.bak`, say). Anything else is taken for an export directory."""
+    p = Path(path)
+    return p.is_file() and (p.suffix == ".isar" or looks_like_mdbx(p))
 
 
 @contextlib.contextmanager

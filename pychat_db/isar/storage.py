@@ -36,6 +36,27 @@ MDBX_DUPFIXED = 0x10
 MDBX_INTEGERDUP = 0x20
 
 
+# The first page of an MDBX file is a meta page: its header (20 bytes) then the meta's first field,
+# `mm_magic_and_version` (mdbx.h: MDBX_MAGIC, a 56-bit prime, shifted left by 8 for the format version).
+_MDBX_MAGIC = 0x59659DBDEF4C11
+_META_MAGIC_OFFSET = 20
+
+
+def looks_like_mdbx(path: str | os.PathLike[str]) -> bool:
+    """Whether the file at `path` starts as an MDBX file does (the meta page's magic number), whatever its name.
+
+    Reads 28 bytes; False for anything unreadable. Whether it is a readable Isar 3 file is the reader's
+    to say (`MdbxStore`, `IsarFile`)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_META_MAGIC_OFFSET + 8)
+    except OSError:
+        return False
+    if len(head) < _META_MAGIC_OFFSET + 8:
+        return False
+    return int.from_bytes(head[_META_MAGIC_OFFSET:], "little") >> 8 == _MDBX_MAGIC
+
+
 class StorageError(PychatDbError):
     """The file cannot be opened or read as an MDBX environment (not MDBX, truncated, corrupt)."""
 
