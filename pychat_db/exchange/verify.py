@@ -228,7 +228,7 @@ def db_digests(conn: apsw.Connection, collection: Collection) -> Iterator[tuple[
         yield getkey(row), row_digest(row)
 
 
-def _digest_worker(db_path: str, names: list[str], out: Pipe, parent_end: Pipe | None = None) -> None:
+def _digest_worker(db_path: str, names: list[str], out: Pipe, parent_end: Pipe) -> None:
     """Child process: send each collection's `db_digests` in batches, then None; a str on failure.
 
     Interruptions are the parent's to handle: Ctrl-C (which reaches the whole process group) is
@@ -238,8 +238,7 @@ def _digest_worker(db_path: str, names: list[str], out: Pipe, parent_end: Pipe |
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked by the parent across the fork
-    if parent_end is not None:  # the fork's copy of the parent's end: if the parent dies, `send` fails
-        parent_end.close()
+    parent_end.close()  # the fork's copy of the parent's end: with it closed, `send` fails if the parent dies
     try:
         conn = connect(db_path, readonly=True)
         conn.execute(READ_CACHE).fetchall()

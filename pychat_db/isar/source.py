@@ -21,11 +21,10 @@ from typing import IO, Any
 from pychat_db.exchange.codec import FieldError, NaiveTimezone, Row, RowCodec
 from pychat_db.exchange.contract import COLLECTIONS, MESSAGE_TAGS, Collection
 from pychat_db.exchange.reader import Chunk, ExportError, Item, MappingSource, Problem, ReadStats
-from pychat_db.isar import worker
 from pychat_db.isar.app import BATCH_BYTES, OpenedFile, open_isar
 from pychat_db.isar.format import IsarFormatError
 from pychat_db.isar.storage import StorageError, looks_like_mdbx
-from pychat_db.isar.worker import ReaderProcess
+from pychat_db.isar.worker import ReaderProcess, should_use
 
 RECOVERED_NOTE = (
     "note: {name}: the file was left mid-write (the app crashed or is still running); "
@@ -218,12 +217,12 @@ def open_source(
     for import (`checked` False) or verify (`checked` True); everything is closed and deleted on exit.
 
     `reader`: "process" decodes the file in a reader process while this one inserts or compares,
-    "inline" in this one, "auto" in a reader process when there is a second CPU (`worker.should_use`).
+    "inline" in this one, "auto" in a reader process when there is a second CPU (`pychat_db.isar.worker.should_use`).
     The reader process starts before the copy is made, so its start-up overlaps the copy. `notes`:
     where to say that the file needed recovery (`RECOVERED_NOTE`), before any refusal of its schema.
     """
-    use_process = reader == "process" or (reader == "auto" and worker.should_use())
-    process = worker.ReaderProcess() if use_process else None
+    use_process = reader == "process" or (reader == "auto" and should_use())
+    process = ReaderProcess() if use_process else None
     try:
         with open_isar(path) as opened:
             if opened.recovered and notes is not None:
