@@ -332,8 +332,12 @@ class Verifier:
         Both read the database through their own read-only connections while this
         process reads the export, so the work is spread over two cores. (Each
         connection reads its own snapshot: verify a database nobody is writing.)
+        A source that reads in a process of its own (an Isar file's reader process) is the second
+        process already: the database is then read here (at 1M messages, 13.4 s and 73 MB in all,
+        against 12.9 s and 102 MB with a third process).
         """
-        if self.jobs <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        reads_elsewhere = getattr(self.source, "reader", None) is not None
+        if self.jobs <= 1 or reads_elsewhere or "fork" not in multiprocessing.get_all_start_methods():
             return
         ctx = multiprocessing.get_context("fork")
         names = [c.name for c in COLLECTIONS]
