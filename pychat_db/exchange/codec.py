@@ -161,7 +161,14 @@ def _has_surrogate(text: str) -> bool:
 
 def _diagnose_undecodable(collection: Collection, data: bytes, exc: Exception) -> FieldError:
     """Explain a line msgspec could not decode: invalid UTF-8, lone surrogate or malformed JSON."""
-    invalid_utf8 = isinstance(exc, UnicodeDecodeError)
+    # Judged from the bytes, not from the exception: msgspec < 0.23 raised UnicodeDecodeError for invalid
+    # UTF-8, 0.23 raises its own DecodeError ("Invalid UTF-8 encoded string").
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        invalid_utf8, exc = True, err
+    else:
+        invalid_utf8 = False
     try:
         # surrogateescape keeps invalid bytes visible as lone surrogates, like a JSON \ud800 escape.
         parsed = json.loads(data.decode("utf-8", "surrogateescape"))
