@@ -3,13 +3,20 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LOCK := requirements/dev.txt
+# The lock tool and how it is called: one universal resolution (every Python >= 3.11, every platform),
+# every file's SHA-256. `make lock` is the only thing that changes what an install gets.
+UV := $(VENV)/bin/uv
+COMPILE := $(UV) pip compile --quiet --universal --generate-hashes --python-version 3.11 --custom-compile-command "make lock"
 
-.PHONY: help install demo test lint typecheck codegen fuzz reliability bench clean
+.PHONY: help install demo test lint typecheck codegen lock wheel fuzz reliability bench clean
 
 help:
 	@echo "make install   create .venv with the project and its dev tools (idempotent)"
 	@echo "make demo      install, then import examples/export into chat.db, verify it, print the summary"
 	@echo "make test      install, then sqlfluff, ruff, mypy --strict, codegen --check and pytest"
+	@echo "make lock      refresh requirements/*.txt to the newest releases pyproject.toml allows, reinstall, make test"
+	@echo "make wheel     build dist/pychat_db-*.whl (the wheel pip installs; pychat-db command)"
 	@echo "make codegen   regenerate pychat_db/generated/, schema snapshots and docs/schema.md"
 	@echo "make fuzz      the long fuzz runs of the importer (export dirs and .isar files)"
 	@echo "make reliability  every fault point, power-loss and concurrency trial (docs/reliability.md)"
@@ -17,11 +24,27 @@ help:
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Everything comes from the lock, hash-checked; the project itself is installed editable without build
+# isolation, so its build backend (hatchling) is the locked one too. Nothing is resolved here.
+$(STAMP): $(LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation --editable .
+	$(PY) -m pip check
 	touch $(STAMP)
+
+# On purpose only: resolve again (newest allowed releases), reinstall from the new lock, run every check.
+lock: install
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements/uv.txt
+	$(COMPILE) --upgrade pyproject.toml requirements/build.in --extra dev -o requirements/dev.txt
+	$(COMPILE) pyproject.toml -c requirements/dev.txt -o requirements/runtime.txt
+	$(COMPILE) --upgrade requirements/uv.in -o requirements/uv.txt
+	rm -f $(STAMP)
+	$(MAKE) test
+
+wheel: install
+	rm -rf dist
+	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist .
 
 demo: install
 	$(PY) -m tools.import examples/export --db chat.db --force
@@ -56,4 +79,4 @@ bench: install
 	$(PY) -m tools.bench isar
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis chat.db chat.db-wal chat.db-shm
+	rm -rf $(VENV) dist .pytest_cache .mypy_cache .ruff_cache .hypothesis chat.db chat.db-wal chat.db-shm
