@@ -329,4 +329,4 @@ def test_the_smoke_tool_passes() -> None:
 def test_the_smoke_tool_refuses_a_missing_export(tmp_path: Path) -> None:
     result = run_module("tools.dual_write_smoke", "--export", tmp_path / "nope", "--quiet")
     assert result.returncode == 1
-    assert result.stderr == f"Error: {tmp_path / 'nope'}: not a directory\n"
+    assert result.stderr == f"Error: {tmp_path / 'nope'}: no such file or directory\n"

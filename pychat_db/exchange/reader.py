@@ -21,7 +21,7 @@ origin of contract rows plugs in the same way:
   configuration.json as an object, `{}`, `null`, an empty file or no file.
 * `MappingSource` wraps already decoded objects (dicts exactly like a decoded JSON
   line, e.g. the Isar reader's), validated by the same `RowCodec.convert`.
-* A structural fault that stops reading (both `x.ndjson` and `x.json`, an array
+* A structural fault that stops reading (no file of the format at all, both `x.ndjson` and `x.json`, an array
   that is not one, an unreadable file, a bad manifest) raises `ExportError`.
 * `read_rows(path, collection)` yields the rows of one collection, raising
   `ExportError` on the first bad one: what verify needs.
@@ -456,24 +456,47 @@ class _ArrayScanner:
         return text
 
 
+def expected_files() -> str:
+    """The files an export directory holds (../shared/export-format.md), for messages."""
+    names = [MANIFEST_FILE] + [f"{c.name}.json" if c.single_object else f"{c.name}.ndjson" for c in COLLECTIONS]
+    return f"{', '.join(names)} (a collection may be NAME.json, one JSON array, instead)"
+
+
 class ExportDirectory:
     """An export directory as a Source. Reads nothing until asked, except manifest.json."""
 
     def __init__(self, path: str | os.PathLike[str], naive: NaiveTimezone = NaiveTimezone.REJECT) -> None:
         self.path = Path(path)
         if not self.path.is_dir():
-            why = (
-                "a file, but neither an export directory nor an Isar database"
-                if self.path.is_file()
-                else "not a directory"
-            )
+            if self.path.is_file():
+                why = "a file, but neither an export directory nor an Isar database"
+            elif not self.path.exists():
+                why = "no such file or directory"
+            else:
+                why = "not a directory"
             raise ExportError(Problem(None, str(self.path), None, why))
         self.naive = naive
         self.codecs = {c.name: RowCodec(c, naive) for c in COLLECTIONS}
         self._bytes_read = 0
         self._stats: dict[str, ReadStats] = {c.name: ReadStats() for c in COLLECTIONS}
         self.files: dict[str, Path | None] = {c.name: self._find(c) for c in COLLECTIONS}
+        if all(p is None for p in self.files.values()) and not (self.path / MANIFEST_FILE).exists():
+            self._refuse_no_export_file()
         self.manifest = self._read_manifest()
+
+    def _refuse_no_export_file(self) -> None:
+        """A directory holding none of the format's files is no export (an empty or a mistyped directory):
+        read as zero rows it would import, and verify, as a success."""
+        try:
+            empty = not any(self.path.iterdir())
+        except OSError as exc:
+            raise ExportError(Problem(None, str(self.path), None, exc.strerror or str(exc))) from None
+        why = (
+            "an empty directory, not an export: expected the export format's files"
+            if empty
+            else "not an export directory: it holds none of the export format's files"
+        )
+        raise ExportError(Problem(None, str(self.path), None, f"{why}: {expected_files()}"))
 
     @property
     def name(self) -> str:

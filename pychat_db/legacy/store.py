@@ -297,9 +297,10 @@ class LegacyStore:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> LegacyStore:
-        """The store saved in the export directory `path`; an empty store (saved there later) when it is absent."""
+        """The store saved in the export directory `path`; an empty store (saved there later) when it is absent
+        or an empty directory. A directory holding other files but none of an export's is refused (`load`)."""
         target = Path(path)
-        if not target.exists():
+        if not target.exists() or (target.is_dir() and not any(target.iterdir())):
             return cls(target)
         return cls.load(target)
 
