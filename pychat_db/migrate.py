@@ -1,54 +1,11 @@
-"""`python -m pychat_db.migrate --db PATH status|up [--dry-run]`."""
+"""`python -m pychat_db.migrate`: the same command as `pychat-db migrate` (`pychat_db/cli/migrate.py`)."""
 
-from __future__ import annotations
+from functools import partial
 
-import argparse
-import sys
-from collections.abc import Sequence
-from pathlib import Path
+from pychat_db.cli import migrate as command
+from pychat_db.cli.ui import run_as_program
 
-from pychat_db import migrations
-from pychat_db.connection import connect, is_file_path
-from pychat_db.errors import MigrationError, SchemaMismatch
-from pychat_db.schema_check import check_schema
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pychat_db.migrate",
-        description="Show or apply the schema migrations of a pychat_db database.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("--db", default="chat.db", help="database file")
-    parser.add_argument("command", choices=["status", "up"], help="show the state, or migrate to head")
-    parser.add_argument("--dry-run", action="store_true", help="with up: list what would be applied, change nothing")
-    args = parser.parse_args(argv)
-    try:
-        if args.dry_run and is_file_path(args.db) and not Path(args.db).exists():
-            conn = connect(":memory:")  # a missing database is at version 0; a dry run creates no file
-        else:
-            conn = connect(args.db, readonly=args.command == "status" or args.dry_run)
-        state = migrations.status(conn)
-        check_schema(conn)
-        if args.command == "status":
-            print(f"database: {args.db}")
-            print(f"version:  {state.current} (head {state.head})")
-            for done in state.applied:
-                print(f"  applied {done.version:04d}_{done.name}  {done.applied_at}  sha256 {done.sha256[:12]}")
-            for todo in state.pending:
-                print(f"  pending {todo.version:04d}_{todo.name}")
-            return 0
-        applied = migrations.migrate(conn, dry_run=args.dry_run)
-    except (MigrationError, SchemaMismatch, FileNotFoundError) as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
-    verb = "would apply" if args.dry_run else "applied"
-    for migration in applied:
-        print(f"{verb} {migration.version:04d}_{migration.name}")
-    if not applied:
-        print(f"up to date at version {state.head}")
-    return 0
-
+main = partial(command.main, prog="python -m pychat_db.migrate")
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_as_program(main))

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from pychat_db.cli.generate import Spec, generate
 from pychat_db.connection import VFS_ENVIRONMENT_VARIABLE
 from tests.support.exports import make_export
 from tests.support.faulty_vfs import (
@@ -36,7 +37,6 @@ from tests.support.faulty_vfs import (
     install,
     remove_db,
 )
-from tools.generate import Spec, generate
 
 
 def import_main(argv: list[str]) -> int:

@@ -31,9 +31,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pychat_db.cli.generate import Spec, generate
 from tests.support.faulty_vfs import import_leftovers
 from tests.support.mutations import refresh_manifest
-from tools.generate import Spec, generate
 
 EXAMPLES = int(os.environ.get("PYCHAT_FUZZ_EXAMPLES", "300"))
 FILES = (

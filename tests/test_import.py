@@ -420,7 +420,7 @@ def test_orphans_adopt(tmp_path: Path) -> None:
     assert doc["collections"]["messages"]["adopted"] == 3
     assert doc["collections"]["mode_outputs"]["adopted"] == 1
     assert doc["collections"]["threads"]["imported"] == 4
-    assert doc["recoveryThreadId"] == recovered[0]
+    assert doc["details"]["recovery_thread_id"] == recovered[0]
 
 
 def test_dry_run_writes_nothing(tmp_path: Path) -> None:
@@ -605,26 +605,28 @@ def test_force_never_replays_the_old_databases_wal(tmp_path: Path) -> None:
 
 
 def test_progress_renderers() -> None:
-    import importlib
     import io
 
-    cli = importlib.import_module("tools.import")
+    from pychat_db.cli import ui
+
     plain = io.StringIO()
-    progress = cli.PlainProgress(plain, every=0.0)
+    progress = ui.PlainProgress(plain, every=0.0)
     progress.begin("messages", 4_000_000)
     progress.update(1000, 2_000_000)
     progress.end("messages", 2000, 1.5)
     lines = plain.getvalue().splitlines()
     assert lines[0] == "messages: reading (4.0 MB)"
-    assert lines[1].startswith("messages: 1000 rows, 2.0 of 4.0 MB, ") and lines[1].endswith(" MB/s")
-    assert lines[2] == "messages: 2000 rows read in 1.5 s"
+    assert lines[1].startswith("messages: 1,000 rows, 2.0 of 4.0 MB, ") and lines[1].endswith(" MB/s")
+    assert lines[2] == "messages: 2,000 rows read in 1.5 s (1,333 rows/s)"
     tty = io.StringIO()
-    bar = cli.TerminalProgress(tty, None)
+    bar = ui.TerminalProgress(tty, width=160)
     bar.begin("messages", 4_000_000)
-    bar.last = -1e9
     bar.update(1000, 2_000_000)
-    assert "[############------------]  50%       1,000 rows" in tty.getvalue()
-    assert tty.getvalue().count("\r") == 2 and "MB/s" in tty.getvalue()
+    bar.end("messages", 2000, 1.5)
+    bar.close()
+    final = tty.getvalue().rsplit("\r", 1)[-1]
+    assert "messages" in final and "100%" in final and "2,000 rows" in final and "4.0 MB" in final
+    assert "\x1b[" in tty.getvalue()  # drawn in place on a terminal
 
 
 @pytest.mark.parametrize(
@@ -674,7 +676,7 @@ def test_reject_file_keeps_undecodable_text_as_base64(tmp_path: Path) -> None:
     assert "text" not in record and base64.b64decode(record["textBase64"]) == bad
     assert os.stat(rejects).st_mode & 0o777 == 0o600
     doc = json.loads(report.read_text())
-    assert doc["ok"] is True and doc["rejected"] == ["messages.ndjson:4: text: invalid UTF-8 in the string"]
+    assert doc["ok"] is True and doc["details"]["rejected"] == ["messages.ndjson:4: text: invalid UTF-8 in the string"]
 
 
 def test_report_written_when_refused(tmp_path: Path) -> None:

@@ -62,8 +62,8 @@ def test_both_ways_store_the_same_database(tmp_path: Path, type_type: str, file_
     assert all(filecmp.cmp(tmp_path / "process" / n, tmp_path / "inline" / n, shallow=False) for n in names)
     counts = {mode: {c: r["read"] for c, r in reports[mode]["collections"].items()} for mode in MODES}
     assert counts["process"] == counts["inline"] and counts["process"]["messages"] == 2000
-    assert reports["process"]["reader_process"]["peak_rss_kb"] > 0  # the child's own peak, for the benchmark
-    assert "reader_process" not in reports["inline"]
+    assert reports["process"]["details"]["reader_process"]["peak_rss_kb"] > 0  # the child's own peak, for the benchmark
+    assert "reader_process" not in reports["inline"]["details"]
 
 
 REFUSALS = [c for c in DATA_CASES if c[0] in {"required-null", "enum-name", "file-data-range", "link-missing-mode"}]
@@ -131,8 +131,8 @@ def test_verify_finds_the_same_both_ways(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr
         assert "database matches the export" in result.stdout
     assert _without_timing(matched["process"].stdout) == _without_timing(matched["inline"].stdout)
-    assert json.loads(reports["process"].read_text())["reader_process"]["peak_rss_kb"] > 0
-    assert "reader_process" not in json.loads(reports["inline"].read_text())
+    assert json.loads(reports["process"].read_text())["details"]["reader_process"]["peak_rss_kb"] > 0
+    assert "reader_process" not in json.loads(reports["inline"].read_text())["details"]
     conn = apsw.Connection(str(db))
     conn.execute("UPDATE messages SET text = 'changed' WHERE id = (SELECT max(id) FROM messages)")
     conn.execute("DELETE FROM message_tags WHERE message_id = (SELECT min(message_id) FROM message_tags)")
@@ -175,7 +175,7 @@ def test_export_isar_writes_the_same_bytes_both_ways(tmp_path: Path) -> None:
 def test_export_isar_reads_every_collection_through_the_reader_process(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from tools.export_isar import export_isar
+    from pychat_db.cli.export_isar import export_isar
 
     read = worker.ReaderProcess.read
     sent: list[str] = []

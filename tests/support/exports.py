@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from pychat_db.cli.generate import GENERATED_AT, Spec, generate
 from pychat_db.exchange.codec import row_digest
 from pychat_db.exchange.contract import COLLECTIONS
 from pychat_db.exchange.reader import read_rows
-from tools.generate import GENERATED_AT, Spec, generate
 
 SMALL_MESSAGES = 300
 

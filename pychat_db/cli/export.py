@@ -1,0 +1,146 @@
+"""`pychat-db export --db PATH --out DIR [--force] [--exported-at TS]` (also `python -m tools.export`): the
+canonical export.
+
+Writes the canonical form of the export contract (see `pychat_db.exchange.writer`)
+from one read transaction, so a database in use exports a consistent snapshot.
+Streams every table in primary-key order (no sort: ids are the rowid and
+message_tags is a WITHOUT ROWID table keyed by (message_id, tag_id)), so memory
+stays flat however large the database. The directory appears only when complete.
+
+exportedAt: the time of the export by default, so re-exports differ only in that
+line of manifest.json; `--exported-at` pins it (reproducible builds, tests), and
+then export(import(export(D))) is byte-identical to export(D), manifest included.
+
+The SELECTs are built from `pychat_db.exchange.contract` rather than kept in
+`queries/`: the contract is the one list of columns and their order, and the
+writer relies on exactly that order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import apsw
+
+from pychat_db.cli import ui
+from pychat_db.errors import MigrationError, SchemaMismatch
+from pychat_db.exchange.contract import COLLECTIONS, Collection, select_sql
+from pychat_db.exchange.writer import (
+    ExportWriteError,
+    FileSummary,
+    Row,
+    staged_directory,
+    write_collection,
+    write_manifest,
+)
+from pychat_db.schema_check import open_at_head
+
+PROG = "pychat-db export"
+
+
+def open_current(path: Path) -> apsw.Connection:
+    """A read-only connection to a database at the code's schema version (ExportWriteError otherwise)."""
+    try:
+        conn = open_at_head(path)
+    except FileNotFoundError:
+        raise ExportWriteError(f"{path}: no such database") from None
+    except (MigrationError, SchemaMismatch) as exc:
+        raise ExportWriteError(str(exc)) from None
+    # A sequential scan reuses no page: a small cache keeps memory flat (the app's 32 MiB is for lookups).
+    conn.execute("PRAGMA cache_size = -4096").fetchall()
+    return conn
+
+
+def table_rows(conn: apsw.Connection, collection: Collection) -> Iterator[Row]:
+    rows: Iterator[Row] = conn.execute(select_sql(collection))
+    return rows
+
+
+def export_database(
+    db: Path, out: Path, *, exported_at: str, force: bool = False, quiet: bool = False
+) -> list[FileSummary]:
+    """Export `db` into the new directory `out` (see module doc); return what was written."""
+    conn = open_current(db)
+    summaries: list[FileSummary] = []
+    try:
+        conn.execute("BEGIN")
+        with staged_directory(out, force=force) as stage:
+            summaries = ui.write_files(
+                COLLECTIONS,
+                lambda c: write_collection(stage, c, table_rows(conn, c)),
+                verb="exported",
+                quiet=quiet,
+            )
+            write_manifest(stage, summaries, exported_at)
+    finally:
+        if conn.in_transaction:
+            conn.execute("COMMIT")
+        conn.close()
+    return summaries
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = ui.new_parser(prog, "Write a database as the canonical export (the rollback path of the import).")
+    parser.add_argument("--db", required=True, type=Path, metavar="PATH", help="database file to export")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="directory to create (absent or empty)")
+    parser.add_argument("--force", action="store_true", help="replace an existing export in --out")
+    parser.add_argument(
+        "--exported-at",
+        type=ui.exported_at,
+        metavar="TIMESTAMP",
+        help="manifest exportedAt (ISO-8601 with offset; default: now, UTC)",
+    )
+    ui.add_report(parser)
+    ui.add_quiet(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    args = build_parser(prog).parse_args(argv)
+    exported_at = args.exported_at or ui.now_exported_at()
+    started = time.perf_counter()
+    try:
+        summaries = export_database(args.db, args.out, exported_at=exported_at, force=args.force, quiet=args.quiet)
+    except ExportWriteError as exc:
+        message = str(exc)
+    except apsw.Error as exc:
+        message = ui.describe_database_error(exc, args.db)
+    except OSError as exc:
+        message = ui.describe_os_error(exc, args.db)
+    except KeyboardInterrupt:
+        print(f"Error: interrupted; nothing written to {ui.shown(args.out)}", file=sys.stderr)
+        return ui.EXIT_INTERRUPTED
+    else:
+        message = ""
+    elapsed = time.perf_counter() - started
+    if message:
+        ui.write_report(args.report, _document(args, elapsed, [], [message]))
+        return ui.error(message)
+    total = ui.print_export_summary(summaries)
+    print(f"exported {ui.count(total)} rows to {ui.shown(args.out)} in {elapsed:.1f} s (exportedAt {exported_at})")
+    ui.write_report(args.report, _document(args, elapsed, summaries, [], exported_at))
+    return ui.EXIT_OK
+
+
+def _document(
+    args: argparse.Namespace,
+    seconds: float,
+    summaries: list[FileSummary],
+    problems: list[str],
+    exported_at: str | None = None,
+) -> dict[str, object]:
+    return ui.report_document(
+        "export",
+        ok=not problems,
+        seconds=seconds,
+        rows=sum(s.rows for s in summaries),
+        collections=ui.export_collections(summaries),
+        database=args.db,
+        output=args.out,
+        problems=problems,
+        details={"exported_at": exported_at} if exported_at else {},
+    )
