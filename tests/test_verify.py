@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import subprocess
@@ -78,8 +79,10 @@ def test_one_flipped_byte_in_one_blob(small_export: Path, imported: Path, jobs: 
     conn.close()
     done = _verify(small_export, imported, "--jobs", jobs)
     assert done.returncode == 1
-    line = f"messages id {message_id}: fileData: export {len(blob):,} bytes, database {len(blob):,} bytes, "
-    line += "first difference at byte 37"
+    shown = [
+        f"{len(b):,} bytes (sha256 {hashlib.sha256(b).hexdigest()}, starts {b[:16]!r}…)" for b in (blob, bytes(flipped))
+    ]
+    line = f"messages id {message_id}: fileData: export {shown[0]}, database {shown[1]}, first difference at byte 37"
     assert _mismatches(done) == [f"mismatch: {line}"]
     assert done.stderr.splitlines()[-1] == f"Error: 1 mismatch(es); first: {line}"
     assert f"{'messages':<14} {300:>10} {300:>10} {299:>10}  MISMATCH" in done.stdout
