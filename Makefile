@@ -47,8 +47,8 @@ wheel: install
 	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist .
 
 demo: install
-	$(PY) -m tools.import examples/export --db chat.db --force
-	$(PY) -m tools.verify examples/export --db chat.db --samples 50
+	$(VENV)/bin/pychat-db import examples/export --db chat.db --force
+	$(VENV)/bin/pychat-db verify examples/export --db chat.db --samples 50
 
 lint: install
 	$(VENV)/bin/sqlfluff lint schema queries
