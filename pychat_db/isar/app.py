@@ -11,6 +11,9 @@ int or None, message_tags as {"messageId", "tagId"}. Everything downstream
 The mapping (Isar collection / property / link ← contract field) is the table
 `MAPPING` below and in docs/isar-format.md. What the mapping does not know is
 refused when it holds data (it would be lost), with collection, id and field.
+A null in a required field is read as the app reads it (`AppReader.nulls`,
+`pychat_db.isar.history`), counted in `AppReader.notes` with the values of
+removed properties.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from pychat_db.exchange.contract import MESSAGE_TYPES, Collection
 from pychat_db.isar.format import (
     _FIRST,
     _SECOND,
+    NULL_INT,
+    NULL_LONG,
     CollectionSchema,
     DataType,
     IsarFile,
@@ -40,6 +45,7 @@ from pychat_db.isar.format import (
     Property,
     _decode_ids,
 )
+from pychat_db.isar.history import APP_READS_NULL, Nulls, ReadNotes, removed_properties
 from pychat_db.isar.storage import StorageError, private_copy
 
 Row = dict[str, Any]
@@ -147,40 +153,61 @@ Getter = Callable[[ObjectReader], Any]
 FastRow = Callable[..., "Row | list[Any] | None"]  # (data, id, *link targets)
 
 
-def _text_getter(field: str, prop: Property | None, nullable: bool) -> Getter:
+class _Nulls:
+    """How the getters of one read treat a null in a required field: as the app reads it, counted in
+    `notes` (`Nulls.APP`), or refused (`defaults` empty: `Nulls.REFUSE`)."""
+
+    __slots__ = ("defaults", "notes")
+
+    def __init__(self, notes: ReadNotes, nulls: Nulls) -> None:
+        self.notes = notes
+        self.defaults = (
+            {f: d.value for (c, f), d in APP_READS_NULL.items() if c == notes.collection} if nulls is Nulls.APP else {}
+        )
+
+    def read(self, obj: ObjectReader, field: str, why: str = "required field is null") -> Any:
+        """The value the app reads for a null in `field` (counted), or the refusal."""
+        if field not in self.defaults:
+            raise _fail(obj, field, why)
+        self.notes.count_default(field)
+        return self.defaults[field]
+
+
+def _text_getter(field: str, prop: Property | None, nullable: bool, nulls: _Nulls) -> Getter:
     if prop is None:
-        return _absent(field, nullable)
+        return _absent(field, nullable, nulls)
     string = ObjectReader.read_string
 
     def get(obj: ObjectReader) -> Any:
         value = string(obj, prop)
         if value is None and not nullable:
-            raise _fail(obj, field, "required field is null")
+            return nulls.read(obj, field)
         return value
 
     return get
 
 
-def _absent(field: str, nullable: bool) -> Getter:
-    """The property is not in the file's schema: null everywhere (refused when required)."""
+def _absent(field: str, nullable: bool, nulls: _Nulls) -> Getter:
+    """The property is not in the file's schema: null everywhere (read as the app reads it, or refused,
+    when required)."""
 
     def get(obj: ObjectReader) -> Any:
         if not nullable:
-            raise _fail(obj, field, "required field is null (the file's schema has no such property)")
+            return nulls.read(obj, field, "required field is null (the file's schema has no such property)")
         return None
 
     return get
 
 
-def _timestamp_getter(field: str, prop: Property | None) -> Getter:
+def _timestamp_getter(field: str, prop: Property | None, nulls: _Nulls) -> Getter:
     if prop is None:
-        return _absent(field, False)
+        return _absent(field, False, nulls)
     long = ObjectReader.read_long
 
     def get(obj: ObjectReader) -> Any:
         value = long(obj, prop)
         if value is None:
-            raise _fail(obj, field, "required field is null")
+            return nulls.read(obj, field)
         if not MIN_MICROS <= value <= MAX_MICROS:
             raise _fail(obj, field, f"{value} µs since the epoch is outside years 0001-9999")
         return value
@@ -188,31 +215,32 @@ def _timestamp_getter(field: str, prop: Property | None) -> Getter:
     return get
 
 
-def _bool_getter(field: str, prop: Property | None) -> Getter:
+def _bool_getter(field: str, prop: Property | None, nulls: _Nulls) -> Getter:
     if prop is None:
-        return _absent(field, False)
+        return _absent(field, False, nulls)
 
     def get(obj: ObjectReader) -> Any:
         value = obj.read_bool(prop)
         if value is None:
-            raise _fail(obj, field, "required field is null")
+            return nulls.read(obj, field)
         return value
 
     return get
 
 
-def _enum_getter(field: str, prop: Property | None) -> Getter:
+def _enum_getter(field: str, prop: Property | None, nulls: _Nulls) -> Getter:
+    """A type by name: a name not in the list is passed on as it is, for the codec to refuse that row (as
+    an NDJSON line's), which `--reject-file` records (`source.UNKNOWN_TYPE` says why). By ordinal: one
+    out of range is refused here (no build of the app stored one; docs/isar-format.md)."""
     if prop is None:
-        return _absent(field, False)
+        return _absent(field, False, nulls)
     names = ", ".join(MESSAGE_TYPES)
     if prop.type is DataType.String:
 
         def by_name(obj: ObjectReader) -> Any:
             value = obj.read_string(prop)
             if value is None:
-                raise _fail(obj, field, "required field is null")
-            if value not in MESSAGE_TYPES:
-                raise _fail(obj, field, f"{value!r} is not one of {names}")
+                return nulls.read(obj, field)
             return value
 
         return by_name
@@ -221,7 +249,7 @@ def _enum_getter(field: str, prop: Property | None) -> Getter:
     def by_ordinal(obj: ObjectReader) -> Any:
         value = read(obj, prop)
         if value is None:
-            raise _fail(obj, field, "required field is null")
+            return nulls.read(obj, field)
         if not 0 <= value < len(MESSAGE_TYPES):
             raise _fail(obj, field, f"ordinal {value} is outside 0-{len(MESSAGE_TYPES) - 1} ({names})")
         return MESSAGE_TYPES[value]
@@ -251,9 +279,9 @@ def _raw(raw: bytes) -> bytes:
     return raw
 
 
-def _bytes_getter(field: str, prop: Property | None, raw_bytes: bool = False) -> Getter:
+def _bytes_getter(field: str, prop: Property | None, nulls: _Nulls, raw_bytes: bool = False) -> Getter:
     if prop is None:
-        return _absent(field, True)
+        return _absent(field, True, nulls)
     finish: Callable[[bytes], Any] = _raw if raw_bytes else _b64
 
     if prop.type is DataType.ByteList:
@@ -391,8 +419,11 @@ class _LinkJoin:
 class AppReader:
     """The app's collections in an opened Isar 3 file, as contract rows. Checks the schema when created."""
 
-    def __init__(self, isar: IsarFile) -> None:
+    def __init__(self, isar: IsarFile, nulls: Nulls = Nulls.APP) -> None:
         self.isar = isar
+        self.nulls = nulls  # how a null in a required field is read (`pychat_db.isar.history`)
+        # What the last read of each collection met (defaults, removed values), by contract collection.
+        self.notes: dict[str, ReadNotes] = {}
         self._ids: dict[str, frozenset[int]] = {}
         self._check_schema()
 
@@ -540,19 +571,23 @@ class AppReader:
         the value or the precise error, after the rows before it.
         """
         isar = self.isar
+        notes = ReadNotes(cmap.contract.name, cmap.isar)
+        self.notes[cmap.contract.name] = notes  # this read's, from its start (a read again counts afresh)
         schema = isar.collections.get(cmap.isar)
         if schema is None:
             return
         by_prop = schema.by_name
         props = {p.field: p for p in cmap.properties}
         link_fields = {lm.field for lm in cmap.links}
+        nulls = _Nulls(notes, self.nulls)
         getters: list[tuple[str, Getter | None]] = []
         for f in cmap.contract.fields:
             if f.name == "id" or f.name in link_fields:
                 getters.append((f.name, None))
             else:
-                getters.append((f.name, _getter(f, by_prop.get(props[f.name].prop), raw_bytes)))
+                getters.append((f.name, _getter(f, by_prop.get(props[f.name].prop), nulls, raw_bytes)))
         unknown = [p for p in schema.named_properties if p.name not in {pm.prop for pm in cmap.properties}]
+        removed = removed_properties(schema)
         positions = {f.name: i for i, f in enumerate(cmap.contract.fields)}
         keys: list[Any] = [positions[lm.field] if as_values else lm.field for lm in cmap.links]
         joins = [_LinkJoin(self, cmap.isar, lm.link, lm.target, lm.field) for lm in cmap.links]
@@ -567,6 +602,9 @@ class AppReader:
             for p in unknown:
                 if obj.value(p) is not None:
                     raise _fail(obj, p.name or "", "property not known to the app mapping; its value would be lost")
+            for position, p in removed:  # counted, never dropped silently (`history.write_removed` keeps them)
+                if obj.value(p) is not None:
+                    notes.count_removed(position, p.type.value)
             row: Any = {field: (id_ if field == "id" else None) if get is None else get(obj) for field, get in getters}
             if as_values:
                 row = list(row.values())  # the getters are in the contract's field order
@@ -762,6 +800,22 @@ def _fast_field(lines: list[str], var: str, f: contract.Field, prop: Property, i
     lines.append(f"        {var} = None" if f.nullable else "        return None")
 
 
+def _removed_is_null(prop: Property, index: int) -> str:
+    """The expression, over the unpacked values `v`, true when the removed `prop` (at v[index]) is null."""
+    t = prop.type.value
+    if t not in _STRUCT_CODES:
+        return f"not (v[{index}] or v[{index + 1}])"  # a u24 offset of 0
+    if t == "Bool":
+        return f"v[{index}] == 0"
+    if t in ("Float", "Double"):
+        return f"v[{index}] != v[{index}]"  # NaN
+    if t == "Int":
+        return f"v[{index}] == {NULL_INT}"
+    if t == "Long":
+        return f"v[{index}] == {NULL_LONG}"
+    return "False"  # Byte: no null marker, 0 is a value
+
+
 def compile_fast_row(
     cmap: CollectionMap, schema: CollectionSchema, raw_bytes: bool, *, as_values: bool = False
 ) -> FastRow | None:
@@ -771,11 +825,14 @@ def compile_fast_row(
     """
     fmt = ["<H"]  # the static size, then the properties
     index_of: dict[str, int] = {}
+    removed_checks: list[str] = []  # a removed property holding a value: the reference path counts it
     i = 1
     for prop in schema.properties:
         code = _STRUCT_CODES.get(prop.type.value)
         if prop.name is None:
-            fmt.append(f"{prop.type.static_size}x")
+            removed_checks.append(_removed_is_null(prop, i))
+            fmt.append("HB" if code is None else code)
+            i += 2 if code is None else 1
             continue
         index_of[prop.name] = i
         if code is None:
@@ -792,6 +849,7 @@ def compile_fast_row(
     links = {lm.field: f"l{i}" for i, lm in enumerate(cmap.links)}  # link targets are arguments
     params = "".join(f", {arg}=None" for arg in links.values())
     lines = [f"def fast(data, id_{params}):", "    v = UNPACK(data)", "    if v[0] != SS: return None"]
+    lines.extend(f"    if not ({check}): return None" for check in removed_checks)
     lines.append("    n = len(data)")
     props = {pm.field: pm for pm in cmap.properties}
     values: list[tuple[str, str]] = []  # (field, expression)
@@ -832,18 +890,18 @@ def compile_fast_row(
     return fast
 
 
-def _getter(f: contract.Field, prop: Property | None, raw_bytes: bool = False) -> Getter:
+def _getter(f: contract.Field, prop: Property | None, nulls: _Nulls, raw_bytes: bool = False) -> Getter:
     kind = f.kind
     if kind is contract.Kind.TEXT:
-        return _text_getter(f.name, prop, f.nullable)
+        return _text_getter(f.name, prop, f.nullable, nulls)
     if kind is contract.Kind.TIMESTAMP:
-        return _timestamp_getter(f.name, prop)
+        return _timestamp_getter(f.name, prop, nulls)
     if kind is contract.Kind.BOOL:
-        return _bool_getter(f.name, prop)
+        return _bool_getter(f.name, prop, nulls)
     if kind is contract.Kind.ENUM:
-        return _enum_getter(f.name, prop)
+        return _enum_getter(f.name, prop, nulls)
     if kind is contract.Kind.BYTES:
-        return _bytes_getter(f.name, prop, raw_bytes)
+        return _bytes_getter(f.name, prop, nulls, raw_bytes)
     raise AssertionError(f"no getter for {kind}")
 
 

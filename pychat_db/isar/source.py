@@ -14,15 +14,16 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from pychat_db.exchange.codec import FieldError, NaiveTimezone, Row, RowCodec
-from pychat_db.exchange.contract import COLLECTIONS, MESSAGE_TAGS, Collection
+from pychat_db.exchange.contract import COLLECTIONS, MESSAGE_TAGS, MESSAGE_TYPES, Collection, Kind
 from pychat_db.exchange.reader import Chunk, ExportError, Item, MappingSource, Problem, ReadStats
 from pychat_db.isar.app import BATCH_BYTES, OpenedFile, open_isar
 from pychat_db.isar.format import IsarFormatError
+from pychat_db.isar.history import Nulls, ReadNotes
 from pychat_db.isar.storage import StorageError, looks_like_mdbx
 from pychat_db.isar.worker import ReaderProcess, should_use
 
@@ -30,6 +31,21 @@ RECOVERED_NOTE = (
     "note: {name}: the file was left mid-write (the app crashed or is still running); "
     "read a repaired private copy, the file itself is untouched"
 )
+
+
+UNKNOWN_TYPE = (
+    "{value!r} is not one of {names}: the app would show it as text and its value would be lost, so the "
+    "message is refused (--reject-file FILE records it and imports the rest)"
+)
+
+
+def _explained(collection: Collection, values: Sequence[Any], exc: FieldError) -> FieldError:
+    """The codec's refusal of a row, said for an Isar file: a type name not in the list (which the app would
+    read as `text`) names what would be lost and the way past it."""
+    for f, value in zip(collection.fields, values, strict=False):
+        if f.name == exc.field and f.kind is Kind.ENUM and isinstance(value, str) and value not in MESSAGE_TYPES:
+            return FieldError(f.name, UNKNOWN_TYPE.format(value=value, names=", ".join(MESSAGE_TYPES)))
+    return exc
 
 
 def refusal(name: str, exc: IsarFormatError | StorageError, collection: str | None = None) -> ExportError:
@@ -82,6 +98,10 @@ class IsarSource(MappingSource):
     opened: OpenedFile | None = None
     reader: ReaderProcess | None = None  # makes the loader's (or verify's) chunks in a second process
     chunk_bytes: int = BATCH_BYTES  # a chunk of `chunks()` holds about this much of the file at most
+    nulls: Nulls = Nulls.APP  # how a null in a required field is read (`pychat_db.isar.history`)
+    # What the last complete read of each collection met: nulls read as the app reads them, values of
+    # removed properties (by contract collection; the same from the reader process or inline).
+    notes: dict[str, ReadNotes] = field(default_factory=dict)
 
     def close(self) -> None:
         """Stop the reader process, if any (the source reads on in this process)."""
@@ -131,6 +151,7 @@ class IsarSource(MappingSource):
                 else:
                     stats.rows += 1
                     yield Chunk(made.where, 0, [], None, [made])
+            self._noted(collection, reader.last_notes)
             stats.complete = True
             return
         batches = self.opened.app.typed_batches(
@@ -157,13 +178,22 @@ class IsarSource(MappingSource):
                             rows = []
                         stats.rows += 1
                         where = where_of(values)
-                        yield Chunk(where, 0, [], None, [Item(where, None, None, None, exc)])
+                        error = _explained(collection, values, exc)
+                        yield Chunk(where, 0, [], None, [Item(where, None, None, None, error)])
                 if rows:
                     stats.rows += len(rows)
                     yield _ObjectsChunk(rows, where_of)
         except (IsarFormatError, StorageError) as exc:
             raise refusal(self.source_name, exc, collection.name) from None
+        self._noted(collection, self.opened.app.notes.get(collection.name))
         stats.complete = True
+
+    def _noted(self, collection: Collection, notes: ReadNotes | None) -> None:
+        """Keep what the complete read of `collection` met."""
+        if notes is not None:
+            self.notes[collection.name] = notes
+        else:
+            self.notes.pop(collection.name, None)
 
 
 def isar_source(
@@ -173,6 +203,7 @@ def isar_source(
     *,
     reader: ReaderProcess | None = None,
     checked: bool = False,
+    nulls: Nulls = Nulls.APP,
 ) -> IsarSource:
     """A `MappingSource` over the app's collections in `opened` (an `IsarSource`; see module doc).
 
@@ -180,10 +211,11 @@ def isar_source(
     `reader` (a started `pychat_db.isar.worker.ReaderProcess`): the loader's chunks are made in that
     second process while this one inserts; the source owns it then (`close()` the source to stop it).
     `checked`: that process makes the chunks of `checked_chunks` instead (verify's read), once per collection.
+    `nulls`: how a null in a required field is read (`pychat_db.isar.history.Nulls`), in both processes.
     """
     label = os.fspath(name)
     try:
-        _ = opened.app
+        opened.app.nulls = nulls
     except (IsarFormatError, StorageError) as exc:
         raise refusal(label, exc) from None
     factories = {c.name: (lambda c=c: _objects(opened, label, c)) for c in COLLECTIONS}
@@ -192,8 +224,9 @@ def isar_source(
             reader.close()
             reader = None
         else:
-            reader.begin(opened.copy_path, label, naive, COLLECTIONS, checked=checked)  # the order both read in
-    return IsarSource(label, factories, naive, opened=opened, reader=reader)
+            # the order both read in
+            reader.begin(opened.copy_path, label, naive, COLLECTIONS, checked=checked, nulls=nulls)
+    return IsarSource(label, factories, naive, opened=opened, reader=reader, nulls=nulls)
 
 
 def is_isar_file(path: str | os.PathLike[str]) -> bool:
@@ -212,6 +245,7 @@ def open_source(
     reader: str = "auto",
     checked: bool = False,
     notes: IO[str] | None = None,
+    nulls: Nulls = Nulls.APP,
 ) -> Iterator[IsarSource]:
     """The Isar file at `path` (read through a private copy, `open_isar`) as an `IsarSource` named `label`,
     for import (`checked` False) or verify (`checked` True); everything is closed and deleted on exit.
@@ -219,7 +253,8 @@ def open_source(
     `reader`: "process" decodes the file in a reader process while this one inserts or compares,
     "inline" in this one, "auto" in a reader process when there is a second CPU (`pychat_db.isar.worker.should_use`).
     The reader process starts before the copy is made, so its start-up overlaps the copy. `notes`:
-    where to say that the file needed recovery (`RECOVERED_NOTE`), before any refusal of its schema.
+    where to say that the file needed recovery (`RECOVERED_NOTE`), before any refusal of its schema. `nulls`:
+    how a null in a required field is read (`pychat_db.isar.history.Nulls`; the app's reading by default).
     """
     use_process = reader == "process" or (reader == "auto" and should_use())
     process = ReaderProcess() if use_process else None
@@ -227,7 +262,7 @@ def open_source(
         with open_isar(path) as opened:
             if opened.recovered and notes is not None:
                 print(RECOVERED_NOTE.format(name=os.fspath(path)), file=notes)
-            source = isar_source(opened, label, naive, reader=process, checked=checked)  # owns `process` now
+            source = isar_source(opened, label, naive, reader=process, checked=checked, nulls=nulls)  # owns `process`
             try:
                 yield source
             finally:

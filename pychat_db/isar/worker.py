@@ -15,7 +15,8 @@ stdin ends it:
 
   ROWS     [row, ...]                          accepted rows of one chunk (stored values)
   REFUSED  [location, field, reason]           one refused object
-  END      peak RSS                            the collection is complete (the child's ru_maxrss so far)
+  END      [peak RSS, notes]                   the collection is complete (the child's ru_maxrss so far, and
+                                               what its read met: `history.ReadNotes.to_wire()` or None)
   ERROR    [collection, location, field, reason]  the read stopped here (an ExportError)
 
 A thread of the parent reads the frames ahead (`_AHEAD_BYTES` at most, or one frame), so
@@ -46,6 +47,7 @@ import pychat_db
 from pychat_db.exchange.codec import FieldError, NaiveTimezone, Row
 from pychat_db.exchange.contract import BY_NAME, Collection, Kind
 from pychat_db.exchange.reader import ExportError, Item, Problem
+from pychat_db.isar.history import Nulls, ReadNotes
 
 ROWS, REFUSED, END, ERROR = 1, 2, 3, 4
 _PIPE_BYTES = 1 << 20
@@ -119,21 +121,29 @@ class ReaderProcess:
             fcntl.fcntl(self._frames.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
         self.peak_rss_kb: int | None = None  # the child's, at the end of the last collection it sent
         self.checked = False  # which read the child makes (`begin`)
+        self.last_notes: ReadNotes | None = None  # what the child's read of the last collection met (END)
         self._queue: list[str] = []
         self._reading = False
         self._pump_thread: threading.Thread | None = None
 
     def begin(
-        self, path: Path, label: str, naive: NaiveTimezone, collections: Sequence[Collection], *, checked: bool = False
+        self,
+        path: Path,
+        label: str,
+        naive: NaiveTimezone,
+        collections: Sequence[Collection],
+        *,
+        checked: bool = False,
+        nulls: Nulls = Nulls.APP,
     ) -> None:
         """Have the child open the private copy at `path` and read `collections`, in this order: it reads
         ahead as far as the pipe lets it (`read` them in this order). `label` names the file in messages.
         `checked`: the chunks of `IsarSource.checked_chunks` (verify's read, every check of `items()`),
-        not the loader's `chunks()`."""
+        not the loader's `chunks()`. `nulls`: how the child reads a null in a required field."""
         self.label = label
         self.checked = checked
         self._queue = [c.name for c in collections]
-        header = json.dumps([os.fspath(path), label, naive.value, checked]) + "\n"
+        header = json.dumps([os.fspath(path), label, naive.value, checked, nulls.value]) + "\n"
         with contextlib.suppress(OSError):  # it died at once: `read` says how
             self._requests.write((header + "".join(f"{name}\n" for name in self._queue)).encode("utf-8"))
             self._requests.flush()
@@ -200,7 +210,8 @@ class ReaderProcess:
                 yield Item(where, None, None, None, FieldError(field, reason))
             elif kind == END:
                 self._reading = False
-                self.peak_rss_kb = _any_decoder.decode(payload)
+                self.peak_rss_kb, notes = _any_decoder.decode(payload)
+                self.last_notes = None if notes is None else ReadNotes.from_wire(notes)
                 return
             elif kind == ERROR:
                 self._reading = False
@@ -288,7 +299,8 @@ def serve(requests: IO[bytes], out: IO[bytes]) -> None:
     header = requests.readline()
     if not header:
         return
-    path, label, naive, checked = json.loads(header)
+    path, label, naive, checked, *rest = json.loads(header)
+    nulls = rest[0] if rest else Nulls.APP.value  # `begin` always sends it; without it, the default reading
     sender = _Sender(out)
 
     def refuse_every_request(problem: Problem) -> None:
@@ -303,7 +315,7 @@ def serve(requests: IO[bytes], out: IO[bytes]) -> None:
     try:
         try:
             opened = OpenedFile(IsarFile(store), store.page_size, store.file_size, recovered=False)
-            source = isar_source(opened, label, NaiveTimezone(naive))
+            source = isar_source(opened, label, NaiveTimezone(naive), nulls=Nulls(nulls))
             source.chunk_bytes = CHUNK_BYTES
         except (IsarFormatError, StorageError) as exc:
             refuse_every_request(refusal(label, exc).problem)
@@ -329,7 +341,8 @@ def serve(requests: IO[bytes], out: IO[bytes]) -> None:
                 p = refusal(label, exc, collection.name).problem
                 sender.send(ERROR, [p.collection, p.location, p.field, p.reason])
                 continue
-            sender.send(END, _peak_rss_kb())
+            notes = source.notes.get(collection.name)
+            sender.send(END, [_peak_rss_kb(), None if notes is None else notes.to_wire()])
     finally:
         store.close()
 

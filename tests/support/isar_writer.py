@@ -46,6 +46,9 @@ class Schema:
     links: list[tuple[str, str]] = field(default_factory=list)  # (name, target collection)
     embedded: bool = False
     version: int = 2
+    # position → the name a removed property had: an object written before its removal gets its value
+    # from `values[former name]` (the writer's own bookkeeping, not stored in the file)
+    former: dict[int, str] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         doc = {
@@ -76,7 +79,12 @@ class ObjectBuilder:
 
 
 def encode(schema: Schema, values: Mapping[str, Any], embedded: Mapping[str, Schema], upto: int | None = None) -> bytes:
-    """Object bytes for `values` under `schema`; `upto` = number of properties the writer knew (older objects)."""
+    """Object bytes for `values` under `schema`; `upto` = number of properties the writer knew (older objects).
+
+    A removed property (`name` None) gets `values[schema.former[position]]` when `values` has that key (an
+    object written before the removal); otherwise its slot stays zero-filled, as the app's writer
+    (`IsarWriterImpl`, which zeroes the static part) leaves it in an object written after the removal.
+    """
     props = schema.properties[: len(schema.properties) if upto is None else upto]
     offsets = []
     offset = 2
@@ -84,8 +92,13 @@ def encode(schema: Schema, values: Mapping[str, Any], embedded: Mapping[str, Sch
         offsets.append(offset)
         offset += STATIC.get(t, 3)
     b = ObjectBuilder(offset)
-    for (name, t, target), at in zip(props, offsets, strict=True):
-        v = values.get(name) if name is not None else None
+    for position, ((name, t, target), at) in enumerate(zip(props, offsets, strict=True)):
+        if name is None:
+            former = schema.former.get(position)
+            if former is None or former not in values:
+                continue  # zero-filled
+            name = former
+        v = values.get(name)
         if t == "Bool":
             b.buf[at] = 0 if v is None else (2 if v else 1)
         elif t == "Byte":
@@ -244,6 +257,63 @@ def app_schemas(*, type_type: str = "String", file_data_type: str = "LongList") 
         ),
     }
     return s
+
+
+# The app's real schema history (itsparth/spec_genie; docs/isar-format.md, "The app's schema history").
+# The first build (d1bdd8c, 2025-09-15) stored these properties, in the generator's (name) order:
+FIRST_BUILD: dict[str, list[tuple[str, str]]] = {
+    "Message": [("content", "String"), ("filePath", "String"), ("isAttachment", "Bool"), ("timestamp", "Long"),
+                ("type", "String")],
+    "Configuration": [("apiKey", "String"), ("baseUrl", "String"), ("effectiveBaseUrl", "String"),
+                      ("hasValidApiKey", "Bool"), ("isCustomEndpoint", "Bool"), ("isValid", "Bool"),
+                      ("modelName", "String"), ("transcribeAudioFirst", "Bool")],
+    "Mode": [("isDefault", "Bool"), ("isEditable", "Bool"), ("name", "String"), ("prompt", "String")],
+    "Thread": [("createdAt", "Long"), ("hasCustomName", "Bool"), ("messageCount", "Long"), ("name", "String")],
+}  # fmt: skip
+
+
+def upgraded_schemas() -> dict[str, Schema]:
+    """The schemas Isar 3 stores after the last Isar build (a808d69) opened a file of the first build
+    (`merge_properties`): the first build's properties where they were, a removed one with `"name": null`
+    (its bytes stay in old objects), then the last build's new properties appended in its (name) order.
+    Tag and ModeOutput are new collections."""
+    last = app_schemas()
+    out: dict[str, Schema] = {}
+    for name, schema in last.items():
+        first = FIRST_BUILD.get(name)
+        if first is None:
+            out[name] = schema
+            continue
+        kept = {(n, t) for n, t, _ in schema.properties}
+        props: list[tuple[str | None, str, str | None]] = []
+        former: dict[int, str] = {}
+        for position, (prop, type_) in enumerate(first):
+            if (prop, type_) in kept:
+                props.append((prop, type_, None))
+            else:
+                props.append((None, type_, None))
+                former[position] = prop
+        props += [p for p in schema.properties if (p[0], p[1]) not in set(first)]
+        out[name] = Schema(name, props, schema.links, former=former)
+    return out
+
+
+def write_upgraded_file(
+    path: str | os.PathLike[str],
+    data: Mapping[str, Sequence[Mapping[str, Any]]],
+    old: Mapping[str, Sequence[Mapping[str, Any]]],
+) -> Path:
+    """A file of the first build upgraded by the last: `data` (contract-shaped rows, as `write_app_file`)
+    written by the last build, and `old[Collection]` objects written by the first build before the upgrade
+    (keys: "id" and the first build's property names; they lack every property appended since)."""
+    schemas = upgraded_schemas()
+    write_app_file(path, data, schemas=schemas)
+    with IsarWriter(path) as w:
+        w.schemas = schemas
+        for collection, objects in old.items():
+            for obj in objects:
+                w.put(collection, obj["id"], obj, upto=len(FIRST_BUILD[collection]))
+    return Path(path)
 
 
 TYPES = ("text", "audio", "image")
