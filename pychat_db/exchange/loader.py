@@ -8,7 +8,9 @@ mapped back to their line by re-reading that collection), indexes rebuilt,
 then `foreign_key_check`, `quick_check` and row counts against what was read
 and against the source's own checks (the manifest). Only when all of that
 passed is the file committed, switched to WAL, fsynced and renamed over
-`target` (then the directory is fsynced). Any failure, or a kill at any moment,
+`target` (then the directory is fsynced). An existing `target` that another
+connection has open is never replaced (`pychat_db.locks`: checked before the work
+and again at the rename, which runs holding SQLite's locks on it). Any failure, or a kill at any moment,
 leaves `target` as it was; a temporary file left by a killed run is removed by
 the next run on the same target.
 
@@ -42,6 +44,7 @@ from pychat_db.errors import PychatDbError
 from pychat_db.exchange.codec import INT64_MAX, INT64_MIN, FieldError, Row
 from pychat_db.exchange.contract import COLLECTIONS, THREADS, Collection, Kind
 from pychat_db.exchange.reader import Chunk, ExportError, Item, Problem, Source
+from pychat_db.locks import DatabaseInUse, ensure_not_in_use, holding
 from pychat_db.migrations import migrate
 
 RECOVERY_THREAD_NAME = "Recovered messages"
@@ -240,10 +243,10 @@ def remove_stale_temps(target: Path) -> list[str]:
 
 
 def _settle_target(target: Path) -> None:
-    """Make sure no -wal / hot -journal of the old target could be applied to the new file.
+    """Let SQLite finish the old target's own recovery (roll back a hot -journal, checkpoint a -wal).
 
-    Opening the old database lets SQLite finish its own recovery and checkpoint;
-    a -wal that stays non-empty means it is in use: refuse.
+    Called only once `ensure_not_in_use` found no other connection: what a crashed app
+    left must never be applied to the new file (the -wal and -journal are found by name).
     """
     wal = Path(f"{target}-wal")
     journal = Path(f"{target}-journal")
@@ -255,8 +258,23 @@ def _settle_target(target: Path) -> None:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
     finally:
         conn.close()
-    if (wal.exists() and wal.stat().st_size > 0) or journal.exists():
-        raise OSError(f"{target} is in use (its -wal or -journal file stays); close the app and retry")
+
+
+_JOURNAL_MAGIC = bytes.fromhex("d9d505f920a163d7")
+
+
+def _check_settled(target: Path, shown: str) -> None:
+    """With SQLite's locks held: no -wal frames and no hot -journal may stay beside the target.
+
+    After `_settle_target` either means a connection wrote in between: refuse.
+    """
+    wal = Path(f"{target}-wal")
+    with contextlib.suppress(FileNotFoundError):
+        if wal.stat().st_size > 0:
+            raise DatabaseInUse(shown, [f"{wal.name} holds frames written since it was checkpointed"])
+    with contextlib.suppress(FileNotFoundError), Path(f"{target}-journal").open("rb") as journal:
+        if journal.read(len(_JOURNAL_MAGIC)) == _JOURNAL_MAGIC:  # hot, or in use
+            raise DatabaseInUse(shown, [f"{target.name}-journal holds a transaction"])
 
 
 def _fsync_path(path: Path, directory: bool = False) -> None:
@@ -566,6 +584,7 @@ def import_source(source: Source, target: str | os.PathLike[str], options: Impor
     """
     options = options or ImportOptions()
     started = time.perf_counter()
+    shown = os.fspath(target)  # as the caller gave it, for the in-use refusal
     target = Path(target).absolute()
     report = ImportReport(source.name, str(target), options.dry_run)
     report.collections = {c.name: CollectionReport(c.name) for c in COLLECTIONS}
@@ -578,6 +597,13 @@ def import_source(source: Source, target: str | os.PathLike[str], options: Impor
         raise refuse(f"directory {target.parent} does not exist")
     if target.exists() and not options.force and not options.dry_run:
         raise refuse("exists; pass --force to replace it (only once the import succeeded)")
+    if target.exists() and not options.dry_run:
+        try:  # at once, before the work: the app must be stopped (checked again when renaming)
+            ensure_not_in_use(target, shown)
+        except DatabaseInUse as exc:
+            raise _in_use(report, exc) from exc
+        except OSError as exc:
+            raise refuse(str(exc)) from None
     for name in remove_stale_temps(target):
         report.notes.append(f"removed {name}, left by an interrupted import")
     tmp = target.parent / f".{target.name}.import-{os.getpid()}.tmp"
@@ -614,12 +640,18 @@ def import_source(source: Source, target: str | os.PathLike[str], options: Impor
         conn = None
         syncer.join()
         _fsync_path(tmp)
-        _settle_target(target)
-        os.replace(tmp, target)
-        _fsync_path(target.parent, directory=True)
+        if target.exists():
+            ensure_not_in_use(target, shown)  # before settling: a file another process has open is left as it is
+            _settle_target(target)
+        with holding(target, shown):  # no connection can start reading or writing until the rename is done
+            _check_settled(target, shown)
+            os.replace(tmp, target)
+            _fsync_path(target.parent, directory=True)
         report.timings["publish"] = time.perf_counter() - t
         report.ok = True
         return report
+    except DatabaseInUse as exc:
+        raise _in_use(report, exc) from exc
     except (OSError, apsw.Error, PychatDbError) as exc:  # I/O error, full disk, failed migration
         raise refuse(f"cannot write: {exc}") from None
     finally:
@@ -632,6 +664,21 @@ def import_source(source: Source, target: str | os.PathLike[str], options: Impor
             for suffix in ("", "-journal", "-wal", "-shm"):
                 with contextlib.suppress(FileNotFoundError):
                     Path(f"{tmp}{suffix}").unlink()
+
+
+@dataclass(frozen=True, slots=True)
+class _Said(Problem):
+    """A problem whose reason is a whole sentence naming the file: `chat.db is open in another process; ...`."""
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+def _in_use(report: ImportReport, exc: DatabaseInUse) -> ImportFailed:
+    """The refusal to replace a database another connection has open (the evidence as notes)."""
+    report.notes.extend(exc.evidence)
+    report.problems.append(_Said(None, exc.shown, None, str(exc)))
+    return ImportFailed(report)
 
 
 def _every_link_declared(conn: apsw.Connection) -> bool:
