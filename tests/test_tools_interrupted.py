@@ -100,9 +100,10 @@ def test_verify_stops_its_database_process_quietly(data: dict[str, Path], tmp_pa
     assert err == "Error: interrupted; the verification did not finish\n"
 
 
-def test_export_leaves_no_export(data: dict[str, Path], tmp_path: Path) -> None:
+@pytest.mark.parametrize("program", [("tools.export",), ("pychat_db.cli", "export")], ids=["door", "pychat-db"])
+def test_export_leaves_no_export(data: dict[str, Path], tmp_path: Path, program: tuple[str, ...]) -> None:
     out = tmp_path / "out"
-    proc = _start(tmp_path, "tools.export", "--db", data["db"], "--out", out, "--quiet")
+    proc = _start(tmp_path, *program, "--db", data["db"], "--out", out, "--quiet")
     err = _terminate_when(proc, lambda: any(p.name.endswith(".partial") for p in tmp_path.iterdir()))
     assert err == f"Error: interrupted; nothing written to {out}\n"
     assert list(tmp_path.iterdir()) == []

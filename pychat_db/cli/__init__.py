@@ -15,9 +15,6 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
-
-from pychat_db.cli.ui import run_as_program
 
 PROG = "pychat-db"
 
@@ -35,37 +32,44 @@ COMMANDS = {
 
 
 def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # only for --version: 70 ms to import
+
     try:
         return version("pychat_db")
     except PackageNotFoundError:  # a checkout that was never installed
         return "unknown"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(with_version: bool = False) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="The chat app's SQLite data layer: migrate its Isar data in, prove it, and undo it.",
         epilog=f"`{PROG} COMMAND --help` shows a command's options. Exit codes: 0 success, 1 data refused or a "
         "check failed, 2 usage, 130 interrupted.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version() if with_version else ''}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (_, summary) in COMMANDS.items():
         commands.add_parser(name, help=summary, add_help=False)  # its options belong to its own parser
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run `pychat-db COMMAND ...` in this process; return the exit code."""
+def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int:
+    """Run `pychat-db COMMAND ...`; return the exit code. `own_process`: this is the program's own process,
+    so SIGTERM may stop the command like Ctrl-C (never set by a caller that merely calls `main()`)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in COMMANDS:
         module = importlib.import_module(COMMANDS[args[0]][0])
+        if own_process:
+            from pychat_db.cli.ui import interrupt_on_sigterm
+
+            interrupt_on_sigterm()
         code: int = module.main(args[1:], prog=f"{PROG} {args[0]}")
         return code
-    build_parser().parse_args(args)  # --help, --version, or a usage error (exit 2)
+    build_parser(with_version="--version" in args).parse_args(args)  # --help, --version, or a usage error
     return 2  # not reached: parse_args exits for every argument list that names no command
 
 
 def console_main() -> None:
-    """The `pychat-db` console script: its own process, so SIGTERM stops it like Ctrl-C."""
-    raise SystemExit(run_as_program(main))
+    """The `pychat-db` console script (and `python -m pychat_db.cli`)."""
+    raise SystemExit(main(own_process=True))
