@@ -265,21 +265,22 @@ def _run(args: argparse.Namespace, work: Path, progress: Callable[[str], None]) 
     total = shadow_mismatches + failures + verify_mismatches
 
     base = statistics.median(times["sqlite alone"])
-    print(f"{'wiring':<22} {'ops':>6} {'median ms':>10} {'µs/op':>8} {'vs sqlite':>10}")
+    rows = []
     for name, runs in times.items():
         median = statistics.median(runs)
         ratio = median / base if base > 0 else float("nan")
-        print(f"{name:<22} {ops:>6} {median * 1e3:>10.1f} {median / ops * 1e6:>8.1f} {ratio:>9.2f}x")
+        rows.append([name, ui.count(ops), f"{median * 1e3:,.1f}", f"{median / ops * 1e6:,.1f}", f"{ratio:.2f}x"])
+    ui.print_table(["wiring", "ops", "median ms", "µs/op", "vs sqlite"], rows)
     print(f"legacy store save on close (whole export, atomic): {statistics.median(save_seconds) * 1e3:.1f} ms")
     print(
-        f"shadow reads compared: {compared}, mismatches: {shadow_mismatches}; "
-        f"secondary write failures: {failures}; verify: {verify_rows} rows, {verify_mismatches} mismatches"
+        f"shadow reads compared: {ui.count(compared)}, mismatches: {ui.count(shadow_mismatches)}; "
+        f"secondary write failures: {ui.count(failures)}; verify: {ui.count(verify_rows)} rows, "
+        f"{ui.count(verify_mismatches)} mismatches"
     )
-    print(f"mismatches: {total}")
+    print(f"mismatches: {ui.count(total)}")
     if total:
-        print(f"Error: {total} mismatch(es) between the legacy side and SQLite", file=sys.stderr)
-        return 1
-    return 0
+        return ui.error(f"{ui.count(total)} mismatch(es) between the legacy side and SQLite")
+    return ui.EXIT_OK
 
 
 if __name__ == "__main__":
