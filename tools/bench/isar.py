@@ -72,9 +72,9 @@ def _median(runs: list[Run]) -> Run:
 
 
 def _loader_seconds(report: Path) -> float | None:
-    """The import's own time from its `--report` (`timings.total`: from the loader's start to the rename)."""
+    """The import's own time from its `--report` (`seconds`: from the loader's start to the rename)."""
     try:
-        return float(json.loads(report.read_text())["timings"]["total"])
+        return float(json.loads(report.read_text())["seconds"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -211,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             shutil.rmtree(work, ignore_errors=True)
     print()
-    print("Each import's wall time split at the loader's start (`--report` timings.total): before it, start-up,")
+    print("Each import's wall time split at the loader's start (`--report` seconds): before it, start-up,")
     print("opening the source and, for FILE.isar, its private copy; medians of the runs, each run in parentheses.")
     print()
     print("| messages | import | before the loader, s | in the loader, s |")
