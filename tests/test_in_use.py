@@ -256,3 +256,59 @@ def test_open_files_name_the_process(imported: tuple[Path, Path], holders: list[
     assert evidence.startswith(f"process {holder.process.pid} (") and evidence.endswith(") has chat.db open")
     assert holder.close() == 0
     ensure_not_in_use(db)
+
+
+class OpenAtPublish:
+    """Progress that starts a holder process as the import begins to publish (after the check at its start)."""
+
+    def __init__(self, mode: str, db: Path, holders: list[Holder]) -> None:
+        self.mode, self.db, self.holders = mode, db, holders
+        self.before: dict[str, bytes] = {}
+
+    def begin(self, collection: str, total_bytes: int | None) -> None:
+        pass
+
+    def update(self, rows: int, nbytes: int) -> None:
+        pass
+
+    def end(self, collection: str, rows: int, seconds: float) -> None:
+        pass
+
+    def phase(self, text: str) -> None:
+        if text.startswith("switching to WAL"):
+            self.holders.append(Holder(self.mode, self.db))
+            self.before = files(self.db)
+
+
+@pytest.mark.parametrize(
+    ("mode", "journal_mode"),
+    [
+        ("apsw", "wal"),  # its -wal is settled first: refused before that
+        ("read-tx", "delete"),  # no -wal: refused by the locks held for the rename
+        pytest.param("rollback", "delete", marks=pytest.mark.skipif(not HAS_PROC, reason="seen in /proc only")),
+    ],
+)
+def test_an_app_started_during_the_import_is_seen_at_the_rename(
+    mode: str,
+    journal_mode: str,
+    imported: tuple[Path, Path],
+    holders: list[Holder],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    export, db = imported
+    monkeypatch.chdir(tmp_path)  # the path as the caller gives it: "chat.db"
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA journal_mode = {journal_mode}")
+    conn.close()
+    messages, tags, _ = messages_and_tags(db)
+    progress = OpenAtPublish(mode, db, holders)
+    with pytest.raises(ImportFailed) as failed:
+        import_source(ExportDirectory(export), Path("chat.db"), ImportOptions(force=True, progress=progress))
+    assert str(failed.value) == "chat.db is open in another process; stop the app and retry"
+    assert files(db) == progress.before
+    assert import_leftovers(tmp_path) == []
+    (holder,) = holders
+    holder.write(20)
+    assert holder.close() == 0
+    assert messages_and_tags(db) == (messages + 20, tags + 40, [("ok",)])

@@ -242,16 +242,18 @@ def remove_stale_temps(target: Path) -> list[str]:
     return removed
 
 
-def _settle_target(target: Path) -> None:
+def _settle_target(target: Path, shown: str) -> None:
     """Let SQLite finish the old target's own recovery (roll back a hot -journal, checkpoint a -wal).
 
-    Called only once `ensure_not_in_use` found no other connection: what a crashed app
-    left must never be applied to the new file (the -wal and -journal are found by name).
+    What a crashed app left must never be applied to the new file (the -wal and -journal
+    are found by name). Only once `ensure_not_in_use` found no other connection: a file
+    another process has open is left exactly as it is.
     """
     wal = Path(f"{target}-wal")
     journal = Path(f"{target}-journal")
     if not (wal.exists() or journal.exists()) or not target.exists():
         return
+    ensure_not_in_use(target, shown)
     conn = connect(target, pragmas=False)
     try:
         conn.execute("SELECT count(*) FROM sqlite_schema").fetchall()
@@ -640,9 +642,7 @@ def import_source(source: Source, target: str | os.PathLike[str], options: Impor
         conn = None
         syncer.join()
         _fsync_path(tmp)
-        if target.exists():
-            ensure_not_in_use(target, shown)  # before settling: a file another process has open is left as it is
-            _settle_target(target)
+        _settle_target(target, shown)
         with holding(target, shown):  # no connection can start reading or writing until the rename is done
             _check_settled(target, shown)
             os.replace(tmp, target)
