@@ -158,7 +158,25 @@ def test_repository_generated_files_are_current() -> None:
 
 
 def test_generation_is_deterministic() -> None:
-    assert generate(ROOT) == generate(ROOT)
+    """Two fresh processes with different hash seeds (set and dict orders differ) write the same bytes."""
+    script = (
+        "import hashlib, json, sys; from pathlib import Path; from codegen.pipeline import generate; "
+        "out = generate(Path(sys.argv[1])); "
+        "print(json.dumps({str(k): hashlib.sha256(v.encode()).hexdigest() for k, v in sorted(out.items())}))"
+    )
+    digests = []
+    for seed in ("1", "2"):
+        done = subprocess.run(
+            [sys.executable, "-c", script, os.fspath(ROOT)],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=ROOT,
+        )
+        assert done.returncode == 0, done.stderr
+        digests.append(done.stdout)
+    assert digests[0] == digests[1] and len(digests[0]) > 100
 
 
 def test_every_generated_file_names_its_sources_with_their_hashes() -> None:

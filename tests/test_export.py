@@ -71,7 +71,7 @@ def test_files_are_private_and_manifest_describes_them(small_export: Path, tmp_p
     assert manifest["exportedAt"] != GENERATED_AT and manifest["exportedAt"].endswith("Z")
     original = json.loads((small_export / "manifest.json").read_text())
     assert manifest["collections"] == original["collections"]  # only exportedAt differs
-    assert f"exported {sum(c['rows'] for c in manifest['collections'].values())} rows to {out}" in done.stdout
+    assert f"exported {sum(c['rows'] for c in manifest['collections'].values()):,} rows to {out}" in done.stdout
 
 
 def test_refuses_a_non_empty_directory_and_force_replaces_only_an_export(small_export: Path, tmp_path: Path) -> None:

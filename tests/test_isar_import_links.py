@@ -59,7 +59,7 @@ def test_import_refuses_a_dangling_tag_link_like_export_isar(
     assert imported.returncode == 1, imported.stderr
     assert exported.returncode == 1, exported.stderr
     error = imported.stderr.splitlines()[0]
-    assert error == f"Error: {path.name}: {expected}", imported.stderr
+    assert error == f"Error: {path}: {expected}", imported.stderr
     assert exported.stderr.splitlines()[0].endswith(f": {expected}")
     assert "Traceback" not in imported.stderr
     assert API_KEY not in imported.stderr + imported.stdout

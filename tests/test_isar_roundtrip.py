@@ -253,7 +253,7 @@ def test_export_isar_is_byte_identical_to_the_canonical_export(tmp_path: Path) -
     names = sorted(os.listdir(EXAMPLE))
     assert sorted(os.listdir(out)) == names
     assert all(filecmp.cmp(EXAMPLE / n, out / n, shallow=False) for n in names)
-    assert "exported 5307 rows" in result.stdout
+    assert "exported 5,307 rows" in result.stdout
 
 
 def test_export_isar_refuses_existing_output(tmp_path: Path) -> None:
@@ -386,4 +386,7 @@ def test_fast_path_and_reference_decoder_agree(
     assert [r["fileData"] for r in raw_rows] == [
         None if r["fileData"] is None else base64.b64decode(r["fileData"]) for r in fast_rows["messages"]
     ]
-    assert key_from_id(0)
+    # Isar's key of an id: the id's two's-complement with the sign bit flipped, little-endian
+    assert key_from_id(0) == bytes(7) + b"\x80"
+    assert key_from_id(-1) == b"\xff" * 7 + b"\x7f"
+    assert key_from_id(2**63 - 1) == b"\xff" * 8 and key_from_id(-(2**63)) == bytes(8)

@@ -77,7 +77,7 @@ def test_a_refusal_reads_the_same_both_ways(tmp_path: Path, change: Any, options
     results = {mode: _import(isar, tmp_path / "chat.db", mode) for mode in MODES}
     assert results["process"].returncode == results["inline"].returncode == 1
     assert results["process"].stderr == results["inline"].stderr
-    assert results["process"].stderr.startswith(f"Error: {isar.name}: ")
+    assert results["process"].stderr.startswith(f"Error: {isar}: ")
     assert "Traceback" not in results["process"].stderr and API_KEY not in results["process"].stderr
     assert not (tmp_path / "chat.db").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".chat.db")] == []
@@ -300,7 +300,7 @@ def test_every_frame_kind_round_trips(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert got[0] == [(1, "a", b"\x00\xff", None)]  # a blob comes as a view of its frame
     assert isinstance(got[1], Item) and got[1].where == refused.where
     assert got[1].error is not None and (got[1].error.field, got[1].error.reason) == ("name", "too odd")
-    assert reader.peak_rss_kb is None or reader.peak_rss_kb > 0
+    assert reader.peak_rss_kb is not None and reader.peak_rss_kb > 0  # serve() sent its process's peak
     with pytest.raises(ExportError) as raised:
         list(reader.read(MESSAGES))
     assert str(raised.value) == "default.isar: Message id 7: text: broken"

@@ -27,8 +27,11 @@ def test_naive_datetime_is_refused_naming_the_field() -> None:
         Cursor(naive, 1)
 
 
-def test_naive_datetime_error_is_a_value_error() -> None:
-    assert issubclass(NaiveDatetimeError, ValueError)
+def test_a_naive_datetime_is_refused_as_a_value_error() -> None:
+    """Callers that validate input catch ValueError; a naive datetime must reach them as one."""
+    with pytest.raises(ValueError, match=r"^Thread\.created_at: naive datetime") as raised:
+        Thread(name="t", created_at=dt.datetime(2024, 1, 2, 3, 4, 5))
+    assert type(raised.value) is NaiveDatetimeError
 
 
 def test_a_date_is_not_a_datetime() -> None:

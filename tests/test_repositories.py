@@ -564,8 +564,13 @@ def test_deleting_a_thread_removes_its_messages_outputs_and_links_and_nothing_el
 
 
 def test_errors_are_the_librarys_own(db: Database) -> None:
-    for exc_type in (NotFound, ConstraintViolation):
-        assert issubclass(exc_type, PychatDbError)
+    """What the repositories raise is caught as PychatDbError, never as a driver error."""
+    with pytest.raises(PychatDbError) as missing:
+        db.threads.get(404)
+    assert type(missing.value) is NotFound and (missing.value.table, missing.value.key) == ("threads", 404)
+    with pytest.raises(PychatDbError) as broken:
+        db.messages.create(Message(thread_id=404, text="x", timestamp=at(0)))
+    assert type(broken.value) is ConstraintViolation and broken.value.kind == "FOREIGN KEY"
     with pytest.raises(PychatDbError) as info:
         db.threads.create(Thread(id="nope", name="x", created_at=at(0)))  # type: ignore[arg-type]
     assert not isinstance(info.value, apsw.Error)
