@@ -616,7 +616,7 @@ class Verifier:
             rate = check.export_rows / check.seconds if check.seconds > 0 else 0.0
             differs = check.only_in_export + check.only_in_db + check.differing
             print(
-                f"verified {collection.name}: {check.export_rows} rows in {check.seconds:.1f} s "
+                f"verified {collection.name}: {check.export_rows:,} rows in {check.seconds:.1f} s "
                 f"({rate:,.0f} rows/s), {differs} differ",
                 file=self.stream,
             )
