@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import stat
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from pychat_db.isar import history
 from pychat_db.isar.app import open_isar
 from pychat_db.isar.history import Nulls
 from pychat_db.isar.source import UNKNOWN_TYPE, open_source
+from tests.conftest import run_module
 from tests.support.isar_writer import (
     FIRST_BUILD,
     IsarWriter,
@@ -176,7 +178,7 @@ def test_old_objects_read_as_the_app_reads_them(tmp_path: Path) -> None:
     lines = list(history.removed_lines(notes))
     assert (
         "Message: removed properties hold values (position 0 String: 3 objects, position 1 String: 1 object, "
-        "position 2 Bool: 3 objects); not imported (keep them with --keep-removed FILE.ndjson)"
+        "position 2 Bool: 3 objects); not carried over (keep them with --keep-removed FILE.ndjson)"
     ) in lines
     assert API_KEY not in "\n".join(lines)
 
@@ -382,3 +384,164 @@ def test_the_defaults_table_names_only_contract_fields() -> None:
         field = BY_NAME[collection].field(name)
         assert not field.nullable, (collection, name)
         assert default.shown
+
+
+# -- the commands, as real processes -----------------------------------------------------------------------------
+
+
+def _run(module: str, *args: Any) -> subprocess.CompletedProcess[str]:
+    result = run_module(module, *args)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert API_KEY not in result.stdout + result.stderr
+    return result
+
+
+def _export_db(db: Path, out: Path) -> dict[str, bytes]:
+    result = _run("tools.export", "--db", db, "--out", out, "--exported-at", "2026-01-01T00:00:00Z", "--quiet")
+    assert result.returncode == 0, result.stderr
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+
+
+@pytest.mark.parametrize("make", [some_old, all_old])
+def test_import_and_verify_an_upgraded_file(tmp_path: Path, make: Any) -> None:
+    """The issue's user: `--orphans adopt` imports the file (today: refused), the summary and the report name
+    every default and every removed value, `--keep-removed` keeps them, verify agrees; both reader modes alike."""
+    isar = make(tmp_path / "default.isar")
+    refused = _run("tools.import", isar, "--db", tmp_path / "refused.db", "--quiet")
+    assert refused.returncode == 1  # the old messages have no thread: orphans
+    assert "messages id=1: threadId" in refused.stderr and "--orphans adopt" in refused.stderr
+    outputs = {}
+    for mode in MODES:
+        db, kept, report = tmp_path / f"{mode}.db", tmp_path / f"{mode}.ndjson", tmp_path / f"{mode}.json"
+        result = _run(
+            "tools.import", isar, "--db", db, "--quiet", "--orphans", "adopt", "--isar-reader", mode,
+            "--keep-removed", kept, "--report", report,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert "messages.text: 3 nulls read as '' (as the app reads them)" in lines
+        assert "messages.description: 3 nulls read as '' (as the app reads them)" in lines
+        assert (
+            "Message: removed properties hold values (position 0 String: 3 objects, position 1 String: 1 object, "
+            f"position 2 Bool: 3 objects); not carried over (written to {kept})"
+        ) in lines
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+        records = [json.loads(line) for line in kept.read_text().splitlines()]
+        assert {"collection": "Message", "id": 1, "position": 0, "type": "String", "value": "old words"} in records
+        reading = json.loads(report.read_text())["details"]["isar_reading"]
+        assert reading["nulls"] == "app" and reading["keep_removed"] == str(kept)
+        assert reading["defaults"]["messages.text"] == {"nulls": 3, "read_as": "''"}
+        assert {"collection": "Message", "position": 0, "type": "String", "objects": 3} in reading["removed_values"]
+        verified = _run(
+            "tools.verify", isar, "--db", db, "--quiet", "--orphans", "adopt", "--samples", "100",
+            "--isar-reader", mode, "--report", tmp_path / f"verify-{mode}.json",
+        )  # fmt: skip
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        assert "messages.text: 3 nulls read as '' (as the app reads them)" in verified.stdout.splitlines()
+        assert "database matches the export" in verified.stdout
+        verify_reading = json.loads((tmp_path / f"verify-{mode}.json").read_text())["details"]["isar_reading"]
+        assert verify_reading["defaults"] == reading["defaults"]
+        outputs[mode] = (_export_db(db, tmp_path / f"export-{mode}"), kept.read_bytes(), reading["defaults"])
+    assert outputs["process"] == outputs["inline"]
+    messages = [json.loads(line) for line in outputs["inline"][0]["messages.ndjson"].splitlines()]
+    old = [m for m in messages if m["id"] in (1, 2, 3)]
+    assert [(m["text"], m["description"], m["type"]) for m in old] == [
+        ("", "", "text"),
+        ("", "", "image"),
+        ("", "", "audio"),
+    ]
+    # without --orphans adopt, verify says the orphans differ (the database's recovery thread is not in the file)
+    unadopted = _run("tools.verify", isar, "--db", tmp_path / "inline.db", "--quiet")
+    assert unadopted.returncode == 1
+
+
+def test_nulls_refuse_keeps_the_strict_refusal(tmp_path: Path) -> None:
+    isar = some_old(tmp_path / "default.isar")
+    refuse = ["--quiet", "--orphans", "adopt", "--nulls", "refuse"]
+    results = {
+        mode: _run("tools.import", isar, "--db", tmp_path / "chat.db", *refuse, "--isar-reader", mode) for mode in MODES
+    }
+    assert results["process"].returncode == results["inline"].returncode == 1
+    assert results["process"].stderr == results["inline"].stderr
+    assert f"Error: {isar}: Message id 1: text: required field is null" in results["inline"].stderr
+    assert not (tmp_path / "chat.db").exists()
+    exported = _run("tools.export_isar", isar, "--out", tmp_path / "out", "--quiet", "--nulls", "refuse")
+    assert exported.returncode == 1 and "required field is null" in exported.stderr
+    assert not (tmp_path / "out").exists()
+    # verify reads the same way: the default reading against a database imported with it agrees, a
+    # refusing reading refuses the file
+    assert _run("tools.import", isar, "--db", tmp_path / "chat.db", "--quiet", "--orphans", "adopt").returncode == 0
+    verified = _run("tools.verify", isar, "--db", tmp_path / "chat.db", "--quiet", "--nulls", "refuse")
+    assert verified.returncode == 1 and "required field is null" in verified.stderr
+
+
+def test_export_isar_reads_and_keeps_the_same_way(tmp_path: Path) -> None:
+    """export_isar FILE.isar --out DIR writes what the import stores (the same reading), keeps the removed values."""
+    isar = some_old(tmp_path / "default.isar")
+    kept = tmp_path / "kept.ndjson"
+    result = _run(
+        "tools.export_isar", isar, "--out", tmp_path / "out", "--quiet", "--keep-removed", kept,
+        "--exported-at", "2026-01-01T00:00:00Z", "--report", tmp_path / "r.json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "messages.text: 3 nulls read as '' (as the app reads them)" in result.stdout.splitlines()
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert len(kept.read_text().splitlines()) == 16
+    reading = json.loads((tmp_path / "r.json").read_text())["details"]["isar_reading"]
+    assert reading["defaults"]["messages.description"] == {"nulls": 3, "read_as": "''"}
+    imported = _run("tools.import", tmp_path / "out", "--db", tmp_path / "chat.db", "--quiet", "--orphans", "adopt")
+    assert imported.returncode == 0, imported.stderr
+
+
+def test_inspect_shows_the_history(tmp_path: Path) -> None:
+    isar = some_old(tmp_path / "default.isar")
+    result = _run("tools.export_isar", isar, "--inspect")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    message = lines.index("collection Message: 4 objects, static size 38")
+    assert lines[message + 1 : message + 4] == [
+        "  property (removed)                String               offset 2",
+        "  property (removed)                String               offset 5",
+        "  property (removed)                Bool                 offset 8",
+    ]
+    assert (
+        "  3 of 4 objects predate description, fileData, fileName, mimeType, text, transcript "
+        "(those read as null there)"
+    ) in lines
+    assert (
+        "  removed property at position 0 (String) holds a value in 3 of 4 objects "
+        "(keep them with --keep-removed FILE.ndjson)"
+    ) in lines
+    assert lines[-1].startswith("app mapping: schema accepted")
+
+
+def test_an_unknown_type_name_is_refused_or_rejected(tmp_path: Path) -> None:
+    data = new_data()
+    data["messages"].append(_message(101, threadId=10, type="video", text="keep me"))
+    isar = write_app_file(tmp_path / "default.isar", data)
+    refused = _run("tools.import", isar, "--db", tmp_path / "chat.db", "--quiet")
+    assert refused.returncode == 1
+    assert refused.stderr.splitlines()[0] == (
+        f"Error: {isar}: messages id=101: type: 'video' is not one of text, audio, image: the app would show it "
+        "as text and its value would be lost, so the message is refused (--reject-file FILE records it and "
+        "imports the rest)"
+    )
+    records = {}
+    for mode in MODES:
+        rejects = tmp_path / f"rejects-{mode}.ndjson"
+        result = _run(
+            "tools.import", isar, "--db", tmp_path / f"{mode}.db", "--quiet", "--reject-file", rejects,
+            "--isar-reader", mode,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        records[mode] = rejects.read_bytes()
+    assert records["process"] == records["inline"]
+    first = json.loads(records["inline"].splitlines()[0])
+    assert first["field"] == "type" and "its value would be lost" in first["reason"]
+    assert json.loads(first["text"]) == _message(101, threadId=10, type="video", text="keep me")  # all of it kept
+
+
+def test_keep_removed_needs_an_isar_file(tmp_path: Path) -> None:
+    result = _run("tools.import", tmp_path, "--db", tmp_path / "chat.db", "--keep-removed", tmp_path / "k.ndjson")
+    assert result.returncode == 2
+    assert "--keep-removed applies to an .isar file" in result.stderr

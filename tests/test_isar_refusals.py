@@ -31,11 +31,19 @@ def _set(collection: str, i: int, **values: Any) -> Callable[[Data], None]:
 
 
 # (case id, change to the sample data, write_app_file options, expected pieces of the error line)
+# A null in a required field is read as the app reads it unless `--nulls refuse` (tests/test_isar_history.py).
+NULL_CASES: list[tuple[str, Callable[[Data], None], list[str]]] = [
+    ("required-null", _set("messages", 2, timestamp=None), ["Message id 7", "timestamp", "required field is null"]),
+    ("required-null-text", _set("threads", 1, name=None), ["Thread id 2", "name", "required field is null"]),
+    ("required-null-bool", _set("modes", 0, isEditable=None), ["Mode id 1", "isEditable", "required"]),
+]
 DATA_CASES: list[tuple[str, Callable[[Data], None], dict[str, Any], list[str]]] = [
-    ("required-null", _set("messages", 2, timestamp=None), {}, ["Message id 7", "timestamp", "required field is null"]),
-    ("required-null-text", _set("threads", 1, name=None), {}, ["Thread id 2", "name", "required field is null"]),
-    ("required-null-bool", _set("modes", 0, isEditable=None), {}, ["Mode id 1", "isEditable", "required"]),
-    ("enum-name", _set("messages", 2, type="video"), {}, ["Message id 7", "type", "'video' is not one of"]),
+    (
+        "enum-name",
+        _set("messages", 2, type="video"),
+        {},
+        ["messages id=7", "type", "'video' is not one of", "its value would be lost", "--reject-file"],
+    ),
     ("enum-ordinal", _set("messages", 2, type=3), {"type_type": "Byte"}, ["Message id 7", "type", "ordinal 3"]),
     ("enum-ordinal-int", _set("messages", 2, type=-1), {"type_type": "Int"}, ["Message id 7", "type", "ordinal -1"]),
     (
@@ -73,14 +81,14 @@ DATA_CASES: list[tuple[str, Callable[[Data], None], dict[str, Any], list[str]]] 
 ]
 
 
-def refused(path: Path, tmp_path: Path) -> str:
+def refused(path: Path, tmp_path: Path, *options: str) -> str:
     """Run export_isar --out on `path`; check the refusal contract; return the error line."""
     out = tmp_path / "out"
-    result = run_module("tools.export_isar", path, "--out", out, "--quiet")
+    result = run_module("tools.export_isar", path, "--out", out, "--quiet", *options)
     assert result.returncode == 1, (result.stdout, result.stderr)
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"Error: {path.name}: ") or lines[0].startswith(f"Error: {path}: ")
+    assert lines[0].startswith(f"Error: {path}: ")  # the path as given
     assert "Traceback" not in result.stderr
     assert API_KEY not in result.stderr + result.stdout
     assert not out.exists()
@@ -96,6 +104,16 @@ def test_data_refusals(
     change(data)
     path = write_app_file(tmp_path / "default.isar", data, **options)
     line = refused(path, tmp_path)
+    for piece in pieces:
+        assert piece in line, line
+
+
+@pytest.mark.parametrize(("change", "pieces"), [c[1:] for c in NULL_CASES], ids=[c[0] for c in NULL_CASES])
+def test_null_refusals(tmp_path: Path, change: Callable[[Data], None], pieces: list[str]) -> None:
+    data = sample(b"blob")
+    change(data)
+    path = write_app_file(tmp_path / "default.isar", data)
+    line = refused(path, tmp_path, "--nulls", "refuse")
     for piece in pieces:
         assert piece in line, line
 

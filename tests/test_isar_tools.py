@@ -62,7 +62,7 @@ def test_import_refuses_a_bad_isar_file_and_writes_nothing(tmp_path: Path) -> No
     data["messages"][2]["timestamp"] = None
     isar = write_app_file(tmp_path / "default.isar", data)
     db = tmp_path / "chat.db"
-    result = run_module("tools.import", isar, "--db", db, "--quiet")
+    result = run_module("tools.import", isar, "--db", db, "--quiet", "--nulls", "refuse")  # default: as the app
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "Message id 7: timestamp: required field is null" in result.stderr

@@ -3,8 +3,10 @@ the app's Isar 3 file.
 
 --inspect  prints what the file holds (collections, property types in stored
            order, object and link counts, page size, schema version) for any
-           Isar 3 file, the app's or not. Reads nothing but the schema and the
-           maps' statistics.
+           Isar 3 file, the app's or not, and its schema history: how many
+           objects predate which properties, how many hold a value of a removed
+           property. Reads the schema, the maps' statistics and each object's
+           header (and removed fields).
 --out DIR  writes the canonical export of the app's data (manifest included),
            byte-identical to what `python -m tools.export` writes after an
            import of the same data (give both the same `--exported-at`).
@@ -37,8 +39,10 @@ from pychat_db.exchange.writer import (
     write_collection,
     write_manifest,
 )
+from pychat_db.isar import history
 from pychat_db.isar.app import OpenedFile, open_isar
 from pychat_db.isar.format import IsarFormatError
+from pychat_db.isar.history import Nulls, ReadNotes, default_lines, notes_json, removed_lines
 from pychat_db.isar.source import open_source
 from pychat_db.isar.storage import StorageError
 
@@ -52,6 +56,11 @@ def inspect_lines(opened: OpenedFile, name: str) -> Iterator[str]:
     yield f"file: {name} ({opened.file_size} bytes), MDBX page size {opened.page_size}, schema version {versions}"
     if opened.recovered:
         yield "state: needed recovery (left mid-write); a repaired private copy was read"
+    try:  # every object's static size and removed fields
+        found: dict[str, history.CollectionHistory] = history.scan(isar)
+    except (IsarFormatError, StorageError) as exc:
+        found = {}
+        yield f"objects: unreadable: {exc}"
     for schema in sorted(isar.schemas.values(), key=lambda s: (s.embedded, s.name)):
         if schema.embedded:
             yield f"embedded object {schema.name}: static size {schema.static_size}"
@@ -65,6 +74,9 @@ def inspect_lines(opened: OpenedFile, name: str) -> Iterator[str]:
             yield f"  link     {link.name:<24} -> {link.target:<17} {isar.link_count(schema.name, link)} entries"
         for index in schema.indexes:
             yield f"  index    {index}"
+        if schema.name in found:
+            for line in history.history_lines(schema, found[schema.name]):
+                yield f"  {line}"
     known = set(isar.collections)
     others = sorted(
         m for m in isar.map_info if m != "_info" and m not in known and not m.startswith(("_l_", "_b_", "_i_"))
@@ -89,12 +101,25 @@ def source_rows(source: MappingSource, collection: Collection) -> Iterator[Row]:
 
 
 def export_isar(
-    path: Path, out: Path, *, exported_at: str, force: bool = False, quiet: bool = False, isar_reader: str = "auto"
+    path: Path,
+    out: Path,
+    *,
+    exported_at: str,
+    force: bool = False,
+    quiet: bool = False,
+    isar_reader: str = "auto",
+    nulls: Nulls = Nulls.APP,
+    keep_removed: Path | None = None,
+    met: dict[str, ReadNotes] | None = None,
 ) -> list[FileSummary]:
-    """Write the canonical export of the Isar file `path` into the new directory `out`; return what was written."""
+    """Write the canonical export of the Isar file `path` into the new directory `out`; return what was written.
+
+    `nulls`: how a null in a required field is read; `keep_removed`: where the values of removed properties
+    are written (after the export, only when it succeeded); `met` is filled with what the read met.
+    """
     notes = None if quiet else sys.stderr
     with (
-        open_source(path, ui.shown(path), reader=isar_reader, checked=True, notes=notes) as source,
+        open_source(path, ui.shown(path), reader=isar_reader, checked=True, notes=notes, nulls=nulls) as source,
         staged_directory(out, force=force) as stage,
     ):
         summaries = ui.write_files(
@@ -104,6 +129,11 @@ def export_isar(
             quiet=quiet,
         )
         write_manifest(stage, summaries, exported_at)
+        if keep_removed is not None:
+            assert source.opened is not None
+            history.write_removed(source.opened.isar, keep_removed)
+        if met is not None:
+            met.update(source.notes)
     return summaries
 
 
@@ -124,6 +154,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     ui.add_report(parser)
     ui.add_isar_reader(parser, "writes")
+    ui.add_nulls(parser)
+    ui.add_keep_removed(parser)
     ui.add_quiet(parser)
     return parser
 
@@ -133,6 +165,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     name = ui.shown(args.file)
     started = time.perf_counter()
     summaries: list[FileSummary] = []
+    met: dict[str, ReadNotes] = {}
     exported_at = args.exported_at or ui.now_exported_at()
     try:
         if args.inspect:
@@ -147,6 +180,9 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
             force=args.force,
             quiet=args.quiet,
             isar_reader=args.isar_reader,
+            nulls=Nulls(args.nulls),
+            keep_removed=args.keep_removed,
+            met=met,
         )
     except (IsarFormatError, StorageError) as exc:
         message = f"{name}: {exc}"
@@ -170,12 +206,18 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
         source=args.file,
         output=args.out,
         problems=[message] if message else [],
-        details={"exported_at": exported_at} if not message else {},
+        details={"exported_at": exported_at, "isar_reading": notes_json(met, Nulls(args.nulls), args.keep_removed)}
+        if not message
+        else {},
     )
     ui.write_report(args.report, document)
     if message:
         return ui.error(message)
     total = ui.print_export_summary(summaries)
+    for line in default_lines(met):
+        print(line)
+    for line in removed_lines(met, ui.shown(args.keep_removed) if args.keep_removed is not None else None):
+        print(line)
     print(
         f"exported {ui.count(total)} rows from {name} to {ui.shown(args.out)} in {elapsed:.1f} s "
         f"(exportedAt {exported_at})"

@@ -53,7 +53,11 @@ def print_summary(report: ImportReport) -> None:
 
 
 def report_document(
-    args: argparse.Namespace, report: ImportReport | None, problem: str | None = None, reader_rss_kb: int | None = None
+    args: argparse.Namespace,
+    report: ImportReport | None,
+    problem: str | None = None,
+    reader_rss_kb: int | None = None,
+    isar_reading: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The `--report` document (`ui.report_document`'s schema)."""
     if report is None:
@@ -69,6 +73,8 @@ def report_document(
     }
     if reader_rss_kb is not None:  # the .isar file was read by a second process: its own peak
         details["reader_process"] = {"peak_rss_kb": reader_rss_kb}
+    if isar_reading is not None:  # an .isar file: nulls read as the app reads them, removed values
+        details["isar_reading"] = isar_reading
     collections = {
         c.name: {"read": c.read, "imported": c.imported, "rejected": c.rejected, "adopted": c.adopted}
         | {"bytes": c.bytes, "seconds": c.seconds}
@@ -125,20 +131,34 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         help="what a timestamp without an offset means",
     )
     ui.add_isar_reader(parser, "inserts")
+    ui.add_nulls(parser)
+    ui.add_keep_removed(parser)
     ui.add_quiet(parser)
     return parser
 
 
 @contextlib.contextmanager
-def _open_source(path: Path, naive: NaiveTimezone, isar_reader: str = "auto") -> Iterator[Source]:
+def _open_source(path: Path, naive: NaiveTimezone, isar_reader: str = "auto", nulls: str = "app") -> Iterator[Source]:
     if path.is_file():
-        from pychat_db.isar.source import is_isar_file, open_source  # only for a file: no cost for a directory
+        from pychat_db.isar.history import Nulls  # only for a file: no cost for a directory
+        from pychat_db.isar.source import is_isar_file, open_source
 
         if is_isar_file(path):
-            with open_source(path, ui.shown(path), naive, reader=isar_reader, notes=sys.stderr) as source:
+            with open_source(
+                path, ui.shown(path), naive, reader=isar_reader, notes=sys.stderr, nulls=Nulls(nulls)
+            ) as source:
                 yield source
             return
     yield ExportDirectory(path, naive)
+
+
+def _keep_removed(source: Source, path: Path) -> None:
+    """Write the values of the .isar file's removed properties to `path` (`history.write_removed`)."""
+    from pychat_db.isar.history import write_removed
+    from pychat_db.isar.source import IsarSource
+
+    assert isinstance(source, IsarSource) and source.opened is not None
+    write_removed(source.opened.isar, path)
 
 
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
@@ -146,13 +166,15 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     args = parser.parse_args(argv)
     if args.max_errors is not None and args.max_errors < 1:
         parser.error("--max-errors must be at least 1")
+    if args.keep_removed is not None and not _is_isar_file(args.export):
+        parser.error("--keep-removed applies to an .isar file (an export directory has no removed properties)")
     naive = NaiveTimezone(args.naive_timezone)
     max_errors = args.max_errors if args.max_errors is not None or args.reject_file else 1
     reject_stream: IO[bytes] | None = None
     progress = ui.make_progress(args.quiet)
     reader_rss: int | None = None
     try:
-        with _open_source(args.export, naive, args.isar_reader) as source:
+        with _open_source(args.export, naive, args.isar_reader, args.nulls) as source:
             if isinstance(source, ExportDirectory) and not args.quiet:
                 for name in source.unexpected_files():
                     print(f"warning: {name}: not a file of the export format, ignored", file=sys.stderr)
@@ -169,6 +191,9 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
             report = import_source(source, args.db, options)
             reader = getattr(source, "reader", None)  # an .isar file read by a reader process
             reader_rss = reader.peak_rss_kb if reader is not None else None
+            kept = None if args.dry_run else args.keep_removed  # a dry run writes nothing
+            if kept is not None:  # after the import: nothing is written when it is refused
+                _keep_removed(source, kept)
     except ImportFailed as exc:
         ui.close_progress(progress)
         for note in exc.report.notes:
@@ -194,6 +219,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
     print_summary(report)
+    isar_reading = ui.isar_reading(source, args.nulls, kept)
     rejected = sum(c.rejected for c in report.collections.values())
     if args.dry_run:
         print(f"dry run: {ui.shown(args.export)} is valid; nothing written")
@@ -201,8 +227,14 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
         print(f"imported {ui.shown(args.export)} into {ui.shown(args.db)}")
     if rejected:
         print(f"{ui.count(rejected)} rows refused, recorded in {ui.shown(args.reject_file)}")
-    ui.write_report(args.report, report_document(args, report, reader_rss_kb=reader_rss))
+    ui.write_report(args.report, report_document(args, report, reader_rss_kb=reader_rss, isar_reading=isar_reading))
     return ui.EXIT_OK
+
+
+def _is_isar_file(path: Path) -> bool:
+    from pychat_db.isar.source import is_isar_file
+
+    return is_isar_file(path)
 
 
 def _describe(exc: Exception, source: Path) -> str:

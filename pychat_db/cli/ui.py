@@ -123,6 +123,48 @@ def add_isar_reader(parser: argparse.ArgumentParser, meanwhile: str, auto: str =
     )
 
 
+# -- Isar files: the app's schema history (`pychat_db.isar.history`) ---------------------------------------------------
+
+
+def add_nulls(parser: argparse.ArgumentParser) -> None:
+    """`--nulls app|refuse`: how a null in a required field of an .isar file is read."""
+    parser.add_argument(
+        "--nulls",
+        choices=["app", "refuse"],
+        default="app",
+        help="a null in a required field of an .isar file (an object written before the field existed, or a "
+        "stored null): read it as the app reads it ('', 1970-01-01, true, text; each counted in the summary), "
+        "or refuse it",
+    )
+
+
+def add_keep_removed(parser: argparse.ArgumentParser) -> None:
+    """`--keep-removed FILE.ndjson`: where the values of an .isar file's removed properties are written."""
+    parser.add_argument(
+        "--keep-removed",
+        type=Path,
+        metavar="FILE.ndjson",
+        help="write the values still held by properties the app removed (an .isar file), one JSON line each "
+        "(collection, id, position, type, value; bytes as base64), to FILE (created 0600)",
+    )
+
+
+def isar_reading(source: object, nulls: str, kept: Path | None) -> dict[str, Any] | None:
+    """Print what reading an .isar file met (stdout): each null read as the app reads it, per collection and
+    field, and the values of removed properties; return the report's `details["isar_reading"]`. None (and
+    nothing printed) for any other source."""
+    from pychat_db.isar.history import Nulls, default_lines, notes_json, removed_lines
+    from pychat_db.isar.source import IsarSource
+
+    if not isinstance(source, IsarSource):
+        return None
+    for line in default_lines(source.notes):
+        print(line)
+    for line in removed_lines(source.notes, shown(kept) if kept is not None else None):
+        print(line)
+    return notes_json(source.notes, Nulls(nulls), shown(kept) if kept is not None else None)
+
+
 # -- errors ---------------------------------------------------------------------------------------------------------
 
 

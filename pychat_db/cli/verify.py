@@ -23,10 +23,12 @@ import apsw
 
 from pychat_db.cli import ui
 from pychat_db.exchange.codec import NaiveTimezone
+from pychat_db.exchange.loader import RECOVERY_THREAD_NAME
 from pychat_db.exchange.reader import ExportError, Source
-from pychat_db.exchange.verify import VerifyError, VerifyReport, verify
+from pychat_db.exchange.verify import VerifyError, VerifyReport, open_database, verify
 from pychat_db.isar.format import IsarFormatError
-from pychat_db.isar.source import is_isar_file, open_source
+from pychat_db.isar.history import Nulls
+from pychat_db.isar.source import IsarSource, is_isar_file, open_source
 from pychat_db.isar.storage import StorageError
 
 PROG = "pychat-db verify"
@@ -58,7 +60,11 @@ def _verdict(ok: bool) -> str:
 
 
 def report_document(
-    args: argparse.Namespace, report: VerifyReport | None, problem: str | None = None, reader_rss_kb: int | None = None
+    args: argparse.Namespace,
+    report: VerifyReport | None,
+    problem: str | None = None,
+    reader_rss_kb: int | None = None,
+    isar_reading: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The `--report` document (`ui.report_document`'s schema)."""
     if report is None:
@@ -77,6 +83,8 @@ def report_document(
     }
     if reader_rss_kb is not None:  # the .isar file was read by a reader process: its own peak
         details["reader_process"] = {"peak_rss_kb": reader_rss_kb}
+    if isar_reading is not None:  # an .isar file: nulls read as the app reads them, removed values
+        details["isar_reading"] = isar_reading
     collections = {
         c.collection: {k: v for k, v in asdict(c).items() if k != "collection"} | {"ok": c.ok}
         for c in report.collections
@@ -96,17 +104,38 @@ def report_document(
 
 
 @contextlib.contextmanager
-def _open_source(path: Path, naive: NaiveTimezone, isar_reader: str = "auto") -> Iterator[Source | None]:
+def _open_source(
+    path: Path, naive: NaiveTimezone, isar_reader: str = "auto", nulls: str = "app"
+) -> Iterator[Source | None]:
     """The Isar file's source when `path` is an .isar file (read through a private copy), else None.
 
     The file is decoded by a reader process (`pychat_db.isar.worker`, the import's) unless `isar_reader`
-    is "inline", or "auto" without a second CPU.
+    is "inline", or "auto" without a second CPU. `nulls`: the import's reading of a null (`--nulls`).
     """
     if is_isar_file(path):
-        with open_source(path, os.fspath(path), naive, reader=isar_reader, checked=True, notes=sys.stderr) as source:
+        with open_source(
+            path, os.fspath(path), naive, reader=isar_reader, checked=True, notes=sys.stderr, nulls=Nulls(nulls)
+        ) as source:
             yield source
         return
     yield None
+
+
+def _adopt_orphans(source: IsarSource, db: Path) -> None:
+    """Expect the file's orphans in the database's recovery thread, as `import --orphans adopt` put them: the
+    thread named "Recovered messages" that is not one of the file's (none: nothing was adopted)."""
+    assert source.opened is not None
+    ids = source.opened.app.ids_of("Thread")
+    conn = open_database(db)
+    try:
+        found = conn.execute(
+            "SELECT id, name, created_at FROM threads WHERE name = ? ORDER BY id", (RECOVERY_THREAD_NAME,)
+        ).fetchall()
+    finally:
+        conn.close()
+    recovery = [(i, str(name), str(created)) for i, name, created in found if isinstance(i, int) and i not in ids]
+    if recovery:
+        source.adopt_orphans(recovery[-1])
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
@@ -130,6 +159,14 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "else it reads the database), 1 does all in one",
     )
     ui.add_isar_reader(parser, "reads the database and compares", " and --jobs is not 1")
+    ui.add_nulls(parser)
+    parser.add_argument(
+        "--orphans",
+        choices=["refuse", "adopt"],
+        default="refuse",
+        help="use the import's setting: with adopt, an .isar file's messages and mode outputs without a thread "
+        'are expected in the database\'s "Recovered messages" thread',
+    )
     ui.add_quiet(parser)
     return parser
 
@@ -139,10 +176,14 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     args = parser.parse_args(argv)
     if args.samples < 0:
         parser.error("--samples must be >= 0")
+    if args.orphans == "adopt" and not is_isar_file(args.export):
+        parser.error("--orphans adopt applies to an .isar file")
     reader_rss: int | None = None
     try:
         isar_reader = "inline" if args.jobs <= 1 and args.isar_reader == "auto" else args.isar_reader
-        with _open_source(args.export, NaiveTimezone(args.naive_timezone), isar_reader) as source:
+        with _open_source(args.export, NaiveTimezone(args.naive_timezone), isar_reader, args.nulls) as source:
+            if args.orphans == "adopt" and isinstance(source, IsarSource):
+                _adopt_orphans(source, args.db)
             report = verify(
                 args.export,
                 args.db,
@@ -177,8 +218,9 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
         print(f"... and {len(report.mismatches) - MAX_PRINTED} more (see --report)", file=sys.stderr)
     for problem in report.manifest_problems:
         print(f"mismatch: {problem}", file=sys.stderr)
+    isar_reading = ui.isar_reading(source, args.nulls, None)
     print_summary(report)
-    ui.write_report(args.report, report_document(args, report, reader_rss_kb=reader_rss))
+    ui.write_report(args.report, report_document(args, report, reader_rss_kb=reader_rss, isar_reading=isar_reading))
     if not report.ok:
         problems = [str(m) for m in report.mismatches] + report.manifest_problems
         first = problems[0] if problems else "the counts differ"

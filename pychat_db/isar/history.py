@@ -123,12 +123,12 @@ def _objects(count: int) -> str:
 
 def removed_lines(notes: Mapping[str, ReadNotes], kept: str | os.PathLike[str] | None = None) -> Iterator[str]:
     """One line per collection whose removed properties hold values: `Message: removed properties hold
-    values (position 0 String: 2 objects, ...); not imported (keep them with --keep-removed FILE.ndjson)`."""
+    values (position 0 String: 2 objects, ...); not carried over (keep them with --keep-removed FILE.ndjson)`."""
     where = f"written to {os.fspath(kept)}" if kept is not None else KEEP_REMOVED_HINT
     for n in notes.values():
         if n.removed:
             held = ", ".join(f"position {p} {t}: {_objects(c)}" for p, (t, c) in sorted(n.removed.items()))
-            yield f"{n.isar}: removed properties hold values ({held}); not imported ({where})"
+            yield f"{n.isar}: removed properties hold values ({held}); not carried over ({where})"
 
 
 def notes_json(notes: Mapping[str, ReadNotes], nulls: Nulls, kept: str | os.PathLike[str] | None) -> dict[str, Any]:

@@ -12,14 +12,17 @@ property, dangling link, ...) stops reading: it is raised as the exchange's
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import msgspec
+
 from pychat_db.exchange.codec import FieldError, NaiveTimezone, Row, RowCodec
-from pychat_db.exchange.contract import COLLECTIONS, MESSAGE_TAGS, MESSAGE_TYPES, Collection, Kind
+from pychat_db.exchange.contract import COLLECTIONS, MESSAGE_TAGS, MESSAGE_TYPES, THREADS, Collection, Kind
 from pychat_db.exchange.reader import Chunk, ExportError, Item, MappingSource, Problem, ReadStats
 from pychat_db.isar.app import BATCH_BYTES, OpenedFile, open_isar
 from pychat_db.isar.format import IsarFormatError
@@ -46,6 +49,17 @@ def _explained(collection: Collection, values: Sequence[Any], exc: FieldError) -
         if f.name == exc.field and f.kind is Kind.ENUM and isinstance(value, str) and value not in MESSAGE_TYPES:
             return FieldError(f.name, UNKNOWN_TYPE.format(value=value, names=", ".join(MESSAGE_TYPES)))
     return exc
+
+
+_JSON = msgspec.json.Encoder()
+
+
+def _original(collection: Collection, values: Sequence[Any]) -> bytes | None:
+    """A refused object as a JSON line of the export format (bytes as base64, timestamps as µs), so that
+    `--reject-file` keeps all of it, as it keeps an NDJSON line; never the configuration (the API key)."""
+    if collection.single_object:
+        return None
+    return _JSON.encode(dict(zip(collection.field_names, values, strict=True)))
 
 
 def refusal(name: str, exc: IsarFormatError | StorageError, collection: str | None = None) -> ExportError:
@@ -102,6 +116,15 @@ class IsarSource(MappingSource):
     # What the last complete read of each collection met: nulls read as the app reads them, values of
     # removed properties (by contract collection; the same from the reader process or inline).
     notes: dict[str, ReadNotes] = field(default_factory=dict)
+    # verify's `--orphans adopt`: the database's recovery thread row (`adopt_orphans`)
+    recovery: Row | None = None
+
+    def adopt_orphans(self, recovery: Row) -> None:
+        """Read the file as an import with `--orphans adopt` stored it: `recovery` (the database's
+        "Recovered messages" thread, a threads row) comes after the file's threads, and a message or mode
+        output without a thread link points to it. (A link to a missing thread is refused by this reader,
+        so an empty link is the only orphan an Isar file has.)"""
+        self.recovery = recovery
 
     def close(self) -> None:
         """Stop the reader process, if any (the source reads on in this process)."""
@@ -118,6 +141,19 @@ class IsarSource(MappingSource):
         return self.chunks(collection, loader_checks_links=False)
 
     def chunks(self, collection: Collection, *, loader_checks_links: bool = True) -> Iterator[Chunk]:
+        """`_chunks`, with the orphans adopted when `adopt_orphans` was called (verify)."""
+        chunks = self._chunks(collection, loader_checks_links=loader_checks_links)
+        recovery = self.recovery
+        if recovery is None:
+            return chunks
+        if collection.name == THREADS.name:
+            where = f"{self.source_name}: {collection.name} id=" + str(recovery[0])
+            return itertools.chain(chunks, [_ObjectsChunk([recovery], lambda row: where)])
+        if any(f.name == "threadId" for f in collection.fields):
+            return _adopted(chunks, [f.name for f in collection.fields].index("threadId"), recovery[0])
+        return chunks
+
+    def _chunks(self, collection: Collection, *, loader_checks_links: bool = True) -> Iterator[Chunk]:
         """The objects of `items(collection)` in chunks, for the loader's bulk insert: a chunk of accepted
         rows (a batch of the reader's, up to 1024 rows or about 4 MiB read) has no Item per row; a refused
         row comes alone, as its Item. The same rows, checks and refusals as `items`.
@@ -179,7 +215,8 @@ class IsarSource(MappingSource):
                         stats.rows += 1
                         where = where_of(values)
                         error = _explained(collection, values, exc)
-                        yield Chunk(where, 0, [], None, [Item(where, None, None, None, error)])
+                        text = _original(collection, values)
+                        yield Chunk(where, 0, [], None, [Item(where, None, text, None, error)])
                 if rows:
                     stats.rows += len(rows)
                     yield _ObjectsChunk(rows, where_of)
@@ -194,6 +231,17 @@ class IsarSource(MappingSource):
             self.notes[collection.name] = notes
         else:
             self.notes.pop(collection.name, None)
+
+
+def _adopted(chunks: Iterator[Chunk], at: int, thread: Any) -> Iterator[Chunk]:
+    """The chunks with every accepted row's empty thread link (value `at`) set to `thread`."""
+    for chunk in chunks:
+        rows = chunk.rows
+        if rows is not None:
+            for i, row in enumerate(rows):
+                if row[at] is None:
+                    rows[i] = (*row[:at], thread, *row[at + 1 :])
+        yield chunk
 
 
 def isar_source(

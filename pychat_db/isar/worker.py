@@ -14,7 +14,7 @@ a newline; the child answers with frames, each `u32 length (little-endian) + u8 
 stdin ends it:
 
   ROWS     [row, ...]                          accepted rows of one chunk (stored values)
-  REFUSED  [location, field, reason]           one refused object
+  REFUSED  [location, field, reason, text]     one refused object (text: the object as a JSON line, or None)
   END      [peak RSS, notes]                   the collection is complete (the child's ru_maxrss so far, and
                                                what its read met: `history.ReadNotes.to_wire()` or None)
   ERROR    [collection, location, field, reason]  the read stopped here (an ExportError)
@@ -206,8 +206,8 @@ class ReaderProcess:
             if kind == ROWS:
                 yield decoder.decode(payload)
             elif kind == REFUSED:
-                where, field, reason = _any_decoder.decode(payload)
-                yield Item(where, None, None, None, FieldError(field, reason))
+                where, field, reason, text = _any_decoder.decode(payload)
+                yield Item(where, None, text, None, FieldError(field, reason))
             elif kind == END:
                 self._reading = False
                 self.peak_rss_kb, notes = _any_decoder.decode(payload)
@@ -332,7 +332,7 @@ def serve(requests: IO[bytes], out: IO[bytes]) -> None:
                         continue
                     for item in chunk.items or ():
                         assert item.error is not None
-                        sender.send(REFUSED, [item.where, item.error.field, item.error.reason])
+                        sender.send(REFUSED, [item.where, item.error.field, item.error.reason, item.text])
             except ExportError as exc:
                 p = exc.problem
                 sender.send(ERROR, [p.collection, p.location, p.field, p.reason])
