@@ -6,9 +6,6 @@ so that this file stays small and owned by no single area.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +14,9 @@ import pytest
 
 from pychat_db.connection import connect
 from pychat_db.migrations import migrate
+from tests.support.commands import ROOT, run_module
 
-ROOT = Path(__file__).resolve().parent.parent
+__all__ = ["ROOT", "run_module"]  # helpers live in tests/support/; new code imports them from there
 
 
 @pytest.fixture
@@ -46,18 +44,6 @@ def file_db(db_path: Path) -> Iterator[apsw.Connection]:
     conn = connect(db_path)
     yield conn
     conn.close()
-
-
-def run_module(module: str, *args: str | os.PathLike[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run `python -m MODULE ARGS...` as a real subprocess; capture text output."""
-    return subprocess.run(
-        [sys.executable, "-m", module, *map(os.fspath, args)],
-        cwd=cwd or ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
 
 
 @pytest.fixture

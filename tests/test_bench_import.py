@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import run_module
+from tests.support.commands import run_module
 
 
 def test_bench_import_prints_its_table(tmp_path: Path) -> None:

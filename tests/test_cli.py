@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pychat_db.cli import COMMANDS
-from tests.conftest import run_module
+from tests.support.commands import run_module
 
 ROOT = Path(__file__).resolve().parent.parent
 DOORS = {

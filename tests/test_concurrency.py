@@ -20,7 +20,7 @@ import pytest
 
 from pychat_db.database import Database
 from pychat_db.models import Tag, Thread
-from tests.conftest import ROOT
+from tests.support.commands import ROOT
 from tests.support.concurrency_worker import T0
 from tests.support.faulty_vfs import check_db
 

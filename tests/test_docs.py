@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.conftest import ROOT, run_module
+from tests.support.commands import ROOT, run_module
 
 MERMAID = re.compile(r"```mermaid\n.*?```", re.DOTALL)
 

@@ -18,8 +18,8 @@ from pychat_db.exchange.codec import RowCodec
 from pychat_db.exchange.contract import CONFIGURATION, MESSAGE_TYPES, MESSAGES, TAGS
 from pychat_db.exchange.writer import ExportWriteError, row_encoder, staged_directory, write_collection
 from pychat_db.migrations import migrate
-from tests.conftest import run_module
 from tests.support import exports
+from tests.support.commands import run_module
 from tests.support.exports import GENERATED_AT, api_key, export_digests, export_files, make_export
 
 small_export = exports.small_export

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from pychat_db.exchange.contract import COLLECTIONS, MESSAGES, THREADS
 from pychat_db.exchange.reader import read_rows
-from tests.conftest import ROOT, run_module
 from tests.support import exports
+from tests.support.commands import ROOT, run_module
 from tests.support.exports import api_key, export_digests, export_files, make_export
 
 small_export = exports.small_export

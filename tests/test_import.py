@@ -21,7 +21,7 @@ from pychat_db.exchange.codec import FieldError, NaiveTimezone, RowCodec, row_di
 from pychat_db.exchange.contract import COLLECTIONS, CONFIGURATION, MESSAGES, TAGS, THREADS
 from pychat_db.exchange.loader import ImportFailed, ImportOptions, import_source
 from pychat_db.exchange.reader import ExportDirectory, MappingSource
-from tests.conftest import ROOT, run_module
+from tests.support.commands import ROOT, run_module
 from tests.support.faulty_vfs import import_leftovers
 from tests.support.import_exports import API_KEY, dumps, sample_rows, write_export, write_lines, write_manifest
 

@@ -23,7 +23,7 @@ from pychat_db.connection import connect
 from pychat_db.exchange.loader import ImportFailed, ImportOptions, import_source
 from pychat_db.exchange.reader import ExportDirectory
 from pychat_db.locks import HOLDER, DatabaseInUse, ensure_not_in_use, holding, processes_with_open
-from tests.conftest import ROOT
+from tests.support.commands import ROOT
 from tests.support.faulty_vfs import import_leftovers
 from tests.support.import_exports import sample_rows, write_export, write_lines
 

@@ -15,7 +15,7 @@ import pytest
 
 from pychat_db.isar import DataType, open_isar, storage
 from pychat_db.isar.storage import MdbxStore, copy_contents, private_copy
-from tests.conftest import ROOT, run_module
+from tests.support.commands import ROOT, run_module
 
 FIXTURES = Path(__file__).parent / "fixtures" / "isar"
 PERSON = FIXTURES / "person-mit.isar"

@@ -13,7 +13,7 @@ from pychat_db.isar import DataType, IsarFormatError
 from pychat_db.isar.app import long_list_to_bytes
 from pychat_db.isar.format import CollectionSchema, IsarFile, ObjectReader, decode, id_from_key, key_from_id
 from pychat_db.isar.storage import MdbxStore
-from tests.conftest import run_module
+from tests.support.commands import run_module
 from tests.support.isar_writer import IsarWriter, Schema, encode
 
 ALL_TYPES = [

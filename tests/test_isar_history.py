@@ -23,7 +23,7 @@ from pychat_db.isar import history
 from pychat_db.isar.app import open_isar
 from pychat_db.isar.history import Nulls
 from pychat_db.isar.source import UNKNOWN_TYPE, open_source
-from tests.conftest import run_module
+from tests.support.commands import run_module
 from tests.support.isar_writer import (
     FIRST_BUILD,
     IsarWriter,

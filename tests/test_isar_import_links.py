@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import run_module
+from tests.support.commands import run_module
 from tests.support.isar_writer import write_app_file
 from tests.test_isar_roundtrip import API_KEY, sample
 

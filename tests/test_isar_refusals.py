@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import run_module
+from tests.support.commands import run_module
 from tests.support.isar_writer import IsarWriter, Schema, app_schemas, id_key, write_app_file
 from tests.test_isar_roundtrip import API_KEY, sample
 

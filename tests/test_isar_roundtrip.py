@@ -18,7 +18,7 @@ from pychat_db.convert import MAX_MICROS, MIN_MICROS
 from pychat_db.exchange.contract import COLLECTIONS, MESSAGE_TYPES
 from pychat_db.isar import open_isar
 from pychat_db.isar.app import OBJECT_BATCH
-from tests.conftest import ROOT, run_module
+from tests.support.commands import ROOT, run_module
 from tests.support.isar_writer import IsarWriter, Schema, app_schemas, rows_from_export, write_app_file
 
 EXAMPLE = ROOT / "examples" / "export"

@@ -9,7 +9,7 @@ from typing import Any
 
 import apsw
 
-from tests.conftest import ROOT, run_module
+from tests.support.commands import ROOT, run_module
 from tests.support.isar_writer import rows_from_export, write_app_file
 from tests.test_isar_roundtrip import API_KEY, sample
 

@@ -23,7 +23,7 @@ from pychat_db.exchange.contract import COLLECTIONS, MESSAGES, THREADS
 from pychat_db.exchange.reader import Chunk, ExportError, Item, Problem
 from pychat_db.isar import open_isar, worker
 from pychat_db.isar.source import IsarSource
-from tests.conftest import ROOT, run_module
+from tests.support.commands import ROOT, run_module
 from tests.support.isar_writer import rows_from_export, write_app_file
 from tests.test_isar_import_links import CASES as LINK_CASES
 from tests.test_isar_import_links import _linked_sample

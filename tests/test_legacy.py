@@ -15,7 +15,7 @@ from pychat_db.exchange.contract import COLLECTIONS, MESSAGE_TAGS, MESSAGES, MOD
 from pychat_db.legacy import LegacyRepositories, LegacyStore, LegacyStoreError
 from pychat_db.legacy import store as store_module
 from pychat_db.models import Message, Mode, ModeOutput, Tag, Thread
-from tests.conftest import ROOT, run_module
+from tests.support.commands import ROOT, run_module
 
 EXAMPLE = ROOT / "examples" / "export"
 UTC = dt.UTC

@@ -19,7 +19,7 @@ import pytest
 from pychat_db.exchange.contract import MESSAGE_TAGS, MESSAGES, TAGS
 from pychat_db.exchange.reader import read_rows
 from pychat_db.exchange.verify import verify
-from tests.conftest import ROOT, run_module
+from tests.support.commands import ROOT, run_module
 from tests.support.exports import make_export
 
 MESSAGES_IN_DB = 3000

@@ -14,7 +14,7 @@ import pytest
 
 from pychat_db.exchange.reader import ExportDirectory, ExportError
 from pychat_db.legacy.store import LegacyStore, LegacyStoreError
-from tests.conftest import ROOT, run_module
+from tests.support.commands import ROOT, run_module
 
 EXPECTED = (
     "manifest.json, configuration.json, threads.ndjson, modes.ndjson, tags.ndjson, messages.ndjson, "

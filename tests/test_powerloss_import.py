@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from pychat_db.connection import VFS_ENVIRONMENT_VARIABLE
-from tests.conftest import ROOT
+from tests.support.commands import ROOT
 from tests.support.exports import make_export
 from tests.support.faulty_vfs import check_db, db_digest, import_leftovers
 from tests.support.powerloss_vfs import MODES, PowerLossVFS, install

@@ -26,7 +26,7 @@ from pychat_db.database import Database
 from pychat_db.errors import SchemaMismatch
 from pychat_db.migrations import load_migrations, migrate
 from pychat_db.schema_check import check_schema, expected_schema, schema_differences
-from tests.conftest import run_module
+from tests.support.commands import run_module
 from tests.support.exports import api_key, make_export
 from tests.support.mutations import refresh_manifest
 

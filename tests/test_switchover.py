@@ -33,7 +33,7 @@ from pychat_db.switchover import (
     open_repositories,
     startup_settings,
 )
-from tests.conftest import ROOT, run_module
+from tests.support.commands import ROOT, run_module
 
 EXAMPLE = ROOT / "examples" / "export"
 T0 = dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.UTC)

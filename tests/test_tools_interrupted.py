@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pychat_db.interrupts import deferred_interrupts
-from tests.conftest import ROOT, run_module
+from tests.support.commands import ROOT, run_module
 from tests.support.exports import make_export
 from tests.support.isar_writer import rows_from_export, write_app_file
 

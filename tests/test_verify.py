@@ -14,8 +14,8 @@ from pychat_db.connection import connect
 from pychat_db.exchange import verify as verify_module
 from pychat_db.exchange.contract import MESSAGE_TAGS
 from pychat_db.exchange.reader import read_rows
-from tests.conftest import run_module
 from tests.support import exports
+from tests.support.commands import run_module
 from tests.support.exports import api_key, make_export
 
 small_export = exports.small_export
