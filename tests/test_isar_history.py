@@ -545,3 +545,14 @@ def test_keep_removed_needs_an_isar_file(tmp_path: Path) -> None:
     result = _run("tools.import", tmp_path, "--db", tmp_path / "chat.db", "--keep-removed", tmp_path / "k.ndjson")
     assert result.returncode == 2
     assert "--keep-removed applies to an .isar file" in result.stderr
+
+
+def test_keep_removed_into_a_missing_directory_is_refused_first(tmp_path: Path) -> None:
+    isar = some_old(tmp_path / "default.isar")
+    kept = tmp_path / "missing" / "kept.ndjson"
+    imported = _run("tools.import", isar, "--db", tmp_path / "chat.db", "--orphans", "adopt", "--keep-removed", kept)
+    assert imported.returncode == 1
+    assert imported.stderr == f"Error: {kept}: no such directory\n"
+    assert not (tmp_path / "chat.db").exists()
+    exported = _run("tools.export_isar", isar, "--out", tmp_path / "out", "--keep-removed", kept)
+    assert exported.returncode == 1 and not (tmp_path / "out").exists()

@@ -163,6 +163,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     args = build_parser(prog).parse_args(argv)
     name = ui.shown(args.file)
+    if args.keep_removed is not None and not args.keep_removed.parent.is_dir():  # known before the export
+        return ui.error(f"{ui.shown(args.keep_removed)}: no such directory")
     started = time.perf_counter()
     summaries: list[FileSummary] = []
     met: dict[str, ReadNotes] = {}

@@ -168,6 +168,8 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
         parser.error("--max-errors must be at least 1")
     if args.keep_removed is not None and not _is_isar_file(args.export):
         parser.error("--keep-removed applies to an .isar file (an export directory has no removed properties)")
+    if args.keep_removed is not None and not args.keep_removed.parent.is_dir():  # known before the import
+        return ui.error(f"{ui.shown(args.keep_removed)}: no such directory")
     naive = NaiveTimezone(args.naive_timezone)
     max_errors = args.max_errors if args.max_errors is not None or args.reject_file else 1
     reject_stream: IO[bytes] | None = None
