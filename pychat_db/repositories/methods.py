@@ -121,10 +121,7 @@ class Method:
     function: Callable[..., Any]  # the protocol's declaration (signature, docstring)
     parameters: tuple[str, ...]  # argument names after self, in order
     iterables: tuple[int, ...]  # positions of `Iterable[...]` arguments: read once, into lists
-
-    @property
-    def qualname(self) -> str:
-        return f"{self.repository}.{self.name}"
+    qualname: str  # "threads.create"
 
     def materialize(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """The arguments with every iterable read into a list, so they can be passed twice."""
@@ -212,7 +209,9 @@ def _method(attribute: str, protocol: type, name: str, function: Callable[..., A
             raise UndescribedMethod(f"{where}: @writes names {id!r}, which is not one of its arguments")
     hints = typing.get_type_hints(function)
     iterables = tuple(i for i, p in enumerate(parameters) if _is_iterable(hints.get(p)))
-    return Method(attribute, name, mark.kind, mark.ids, mark.replay, function, parameters, iterables)
+    return Method(
+        attribute, name, mark.kind, mark.ids, mark.replay, function, parameters, iterables, f"{attribute}.{name}"
+    )
 
 
 def describe(protocol: type, attribute: str) -> Repository:

@@ -220,7 +220,7 @@ class _Failed(Exception):
 
 def forward_dual(method: Method) -> Callable[..., Any]:
     """The dual-write forwarder of one described method: a read asks the primary; a write goes through `write`."""
-    attribute, name = method.repository, method.name
+    attribute, name, iterables = method.repository, method.name, bool(method.iterables)
     if method.kind is Kind.READ:
 
         def read(part: Part[DualWriteRepositories], *args: Any, **kwargs: Any) -> Any:
@@ -229,7 +229,8 @@ def forward_dual(method: Method) -> Callable[..., Any]:
         return read
 
     def write(part: Part[DualWriteRepositories], *args: Any, **kwargs: Any) -> Any:
-        args, kwargs = method.materialize(args, kwargs)  # an iterable is read once, for both sides
+        if iterables:  # read once, for both sides
+            args, kwargs = method.materialize(args, kwargs)
         dual = part.owner
         call = getattr(getattr(dual.primary, attribute), name)
 

@@ -278,7 +278,7 @@ class ShadowReadRepositories(Forwarders):
 
 def forward_shadow(method: Method) -> Callable[..., Any]:
     """The shadow-read forwarder of one described method: a read is compared, a write goes to the primary."""
-    attribute, name, read_name = method.repository, method.name, method.qualname
+    attribute, name, read_name, iterables = method.repository, method.name, method.qualname, bool(method.iterables)
     if method.kind is Kind.WRITE:
 
         def write(part: Part[ShadowReadRepositories], *args: Any, **kwargs: Any) -> Any:
@@ -287,7 +287,8 @@ def forward_shadow(method: Method) -> Callable[..., Any]:
         return write
 
     def read(part: Part[ShadowReadRepositories], *args: Any, **kwargs: Any) -> Any:
-        args, kwargs = method.materialize(args, kwargs)  # an iterable is read once, for both sides
+        if iterables:  # read once, for both sides
+            args, kwargs = method.materialize(args, kwargs)
         return part.owner.read(read_name, attribute, lambda r: getattr(getattr(r, attribute), name)(*args, **kwargs))
 
     return read
