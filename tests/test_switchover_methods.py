@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import io
 from collections.abc import Iterator
@@ -330,3 +331,55 @@ def test_both_stores_implement_every_described_method(attribute: str, tmp_path: 
             implementation = type(getattr(store, attribute))
             for method in repository.methods:
                 assert inspect.signature(getattr(implementation, method.name)) == inspect.signature(method.function)
+
+
+# --- the same description serves async forwarders (issue 17) ----------------------------------
+
+
+class AsyncSide(Side):
+    """The recording side with async repository methods."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        for repository in PROTOCOLS:
+            setattr(self, repository, _AsyncRecording(self, repository))
+
+
+class _AsyncRecording(_Recording):
+    def __getattr__(self, method: str) -> Any:
+        call = super().__getattr__(method)
+
+        async def awaitable(*args: Any, **kwargs: Any) -> Any:
+            await asyncio.sleep(0)
+            return call(*args, **kwargs)
+
+        return awaitable
+
+
+def forward_async_dual(method: Method) -> Any:
+    """A minimal async dual forwarder built only from the description: the primary, then the replay calls."""
+
+    async def forward(part: Any, *args: Any, **kwargs: Any) -> Any:
+        args, kwargs = method.materialize(args, kwargs)
+        primary, secondary = part.owner
+        result = await getattr(getattr(primary, method.repository), method.name)(*args, **kwargs)
+        if method.kind is Kind.WRITE:
+            for call in method.replay_calls(args, kwargs, result):
+                await call.on(getattr(secondary, method.repository))
+        return result
+
+    return forward
+
+
+@pytest.mark.parametrize("method", METHODS, ids=lambda m: m.qualname)
+def test_the_description_drives_async_forwarders_too(method: Method) -> None:
+    primary, secondary = AsyncSide(), AsyncSide()
+    parts = forwarder_classes("AsyncDual", forward_async_dual)
+    forwarder = parts[method.repository]((primary, secondary))
+    assert inspect.iscoroutinefunction(getattr(type(forwarder), method.name))
+    result = asyncio.run(getattr(forwarder, method.name)(*arguments(method)))
+    assert result == answer(method.qualname)
+    sync_primary, sync_secondary = Side(), Side()
+    dual = DualWriteRepositories(sync_primary, sync_secondary)
+    getattr(getattr(dual, method.repository), method.name)(*arguments(method))
+    assert (primary.calls, secondary.calls) == (sync_primary.calls, sync_secondary.calls)
