@@ -24,7 +24,7 @@ from pychat_db.convert import timestamp_to_db
 from pychat_db.errors import PychatDbError
 from pychat_db.repositories.methods import Kind, Method
 from pychat_db.repositories.protocols import Repositories
-from pychat_db.switchover.forwarding import Forwarders, Part, forwarder_classes
+from pychat_db.switchover.forwarding import Forwarders, Part, forwarder_classes, to_primary
 from pychat_db.switchover.settings import OnSecondaryFailure, parse_choice
 
 __all__ = ["DualWriteRepositories", "SecondaryFailure", "SecondaryWriteError", "forward_dual"]
@@ -220,13 +220,9 @@ class _Failed(Exception):
 
 def forward_dual(method: Method) -> Callable[..., Any]:
     """The dual-write forwarder of one described method: a read asks the primary; a write goes through `write`."""
-    attribute, name, iterables = method.repository, method.name, bool(method.iterables)
     if method.kind is Kind.READ:
-
-        def read(part: Part[DualWriteRepositories], *args: Any, **kwargs: Any) -> Any:
-            return getattr(getattr(part.owner.primary, attribute), name)(*args, **kwargs)
-
-        return read
+        return to_primary(method)
+    attribute, name, iterables = method.repository, method.name, bool(method.iterables)
 
     def write(part: Part[DualWriteRepositories], *args: Any, **kwargs: Any) -> Any:
         if iterables:  # read once, for both sides

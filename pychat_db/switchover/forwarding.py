@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from pychat_db.repositories import protocols
 from pychat_db.repositories.methods import Method, Repository, describe_all
 
-__all__ = ["REPOSITORIES", "Forwarders", "Part", "forwarder_classes"]
+__all__ = ["REPOSITORIES", "Forwarders", "Part", "forwarder_classes", "to_primary"]
 
 Owner = TypeVar("Owner")
 
@@ -75,3 +75,18 @@ def forwarder_classes(
             namespace[method.name] = function
         classes[repository.attribute] = type(name, (Part,), namespace)
     return classes
+
+
+class _HasPrimary(Protocol):
+    @property
+    def primary(self) -> protocols.Repositories: ...
+
+
+def to_primary(method: Method) -> Callable[..., Any]:
+    """The forwarder that passes the call to the owner's `primary` as it is (dual reads, shadow writes)."""
+    attribute, name = method.repository, method.name
+
+    def forward(part: Part[_HasPrimary], *args: Any, **kwargs: Any) -> Any:
+        return getattr(getattr(part.owner.primary, attribute), name)(*args, **kwargs)
+
+    return forward

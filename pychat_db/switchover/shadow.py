@@ -30,7 +30,7 @@ from pychat_db.errors import NotFound
 from pychat_db.models import Configuration, Message, Mode, ModeOutput, Tag, Thread
 from pychat_db.repositories.methods import Kind, Method
 from pychat_db.repositories.protocols import Repositories
-from pychat_db.switchover.forwarding import Forwarders, Part, forwarder_classes
+from pychat_db.switchover.forwarding import Forwarders, Part, forwarder_classes, to_primary
 from pychat_db.switchover.settings import parse_rate
 
 __all__ = [
@@ -278,13 +278,9 @@ class ShadowReadRepositories(Forwarders):
 
 def forward_shadow(method: Method) -> Callable[..., Any]:
     """The shadow-read forwarder of one described method: a read is compared, a write goes to the primary."""
-    attribute, name, read_name, iterables = method.repository, method.name, method.qualname, bool(method.iterables)
     if method.kind is Kind.WRITE:
-
-        def write(part: Part[ShadowReadRepositories], *args: Any, **kwargs: Any) -> Any:
-            return getattr(getattr(part.owner.primary, attribute), name)(*args, **kwargs)
-
-        return write
+        return to_primary(method)
+    attribute, name, read_name, iterables = method.repository, method.name, method.qualname, bool(method.iterables)
 
     def read(part: Part[ShadowReadRepositories], *args: Any, **kwargs: Any) -> Any:
         if iterables:  # read once, for both sides
