@@ -12,6 +12,7 @@ import pytest
 
 from pychat_db.connection import connect
 from pychat_db.exchange import verify as verify_module
+from pychat_db.exchange import verify_merge
 from pychat_db.exchange.contract import MESSAGE_TAGS
 from pychat_db.exchange.reader import read_rows
 from tests.support import exports
@@ -181,8 +182,8 @@ def test_any_row_order_pairs_up_with_small_memory(
     small_export: Path, imported: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, window: tuple[int, int]
 ) -> None:
     """Shuffled and legacy-ordered exports verify; with a tiny read-ahead window rows spill to disk instead."""
-    monkeypatch.setattr(verify_module, "READ_AHEAD", window[0])
-    monkeypatch.setattr(verify_module, "MAX_AHEAD", window[1])
+    monkeypatch.setattr(verify_merge, "READ_AHEAD", window[0])
+    monkeypatch.setattr(verify_merge, "MAX_AHEAD", window[1])
     shuffled = tmp_path / "shuffled"
     shuffled.mkdir()
     for path in small_export.glob("*.ndjson"):

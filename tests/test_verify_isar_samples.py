@@ -18,7 +18,7 @@ import pytest
 
 from pychat_db.exchange.codec import NaiveTimezone, row_digest
 from pychat_db.exchange.contract import COLLECTIONS, CONFIGURATION, MESSAGES
-from pychat_db.exchange.verify import describe_difference, field_differences, same_value, show_value
+from pychat_db.exchange.verify_values import describe_difference, field_differences, same_value, show_value
 from pychat_db.isar.source import open_source
 from tests.support.commands import run_module
 from tests.support.isar_writer import write_app_file
