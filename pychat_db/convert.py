@@ -99,3 +99,36 @@ def enum_to_db(value: enum.Enum) -> str:
 
 def enum_from_db(kind: type[_E], value: str) -> _E:
     return kind(value)
+
+
+# A single value read back from a query (a `$` query, or a `<!` returning one column) is checked, not
+# assumed: it is often a computed expression (`count(*)`, `max(...)`), typed by an annotation in the
+# query's comment rather than by a STRICT column. Rows are decoded by the generated mappers.
+
+
+def int_from_db(value: object) -> int:
+    """A stored INTEGER as it is; anything else is a TypeError."""
+    if isinstance(value, int):
+        return value
+    raise TypeError(f"expected an INTEGER value from SQLite, got {type(value).__name__}")
+
+
+def float_from_db(value: object) -> float:
+    """A stored REAL (or INTEGER, which is a float to Python's types) as it is; anything else is a TypeError."""
+    if isinstance(value, int | float):
+        return value
+    raise TypeError(f"expected a REAL value from SQLite, got {type(value).__name__}")
+
+
+def str_from_db(value: object) -> str:
+    """A stored TEXT as it is; anything else is a TypeError."""
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"expected a TEXT value from SQLite, got {type(value).__name__}")
+
+
+def bytes_from_db(value: object) -> bytes:
+    """A stored BLOB as it is; anything else is a TypeError."""
+    if isinstance(value, bytes):
+        return value
+    raise TypeError(f"expected a BLOB value from SQLite, got {type(value).__name__}")
