@@ -189,6 +189,13 @@ class _Analyser:
             remaining = more.query_remaining
         plan = tuple("  " * depth + detail for p in plans if p is not None for depth, detail in _plan_lines(p))
         self._check_plan(where, sql, plan, full_scan)
+        attributes: dict[str, dict[str, str]] = fn.attributes or {}
+        for var, fields in attributes.items():
+            field = next(iter(fields))
+            raise CodegenError(
+                f"{where}: parameter :{var}.{field} uses aiosql's attribute access, which the typed wrappers "
+                f"do not support; pass each value as its own parameter (:{var}_{field})"
+            )
         names = info.bindings_names
         if any(n is None for n in names):
             raise CodegenError(f"{where}: uses a positional parameter (?); name every parameter (:name)")
