@@ -34,7 +34,8 @@ import inspect
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from types import MappingProxyType
+from typing import Any, NamedTuple, TypeVar
 
 from pychat_db.errors import PychatDbError
 
@@ -56,6 +57,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 RESULT_ID = "result.id"  # in `writes(...)`: the id of the object the write returned (assigned by the store)
 _MARK = "__pychat_db_method__"
+_NO_KEYWORDS: Mapping[str, Any] = MappingProxyType({})
 
 
 class Kind(enum.StrEnum):
@@ -96,8 +98,7 @@ def writes(*ids: str, replay: Replay) -> Callable[[F], F]:
     return mark
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
+class Call(NamedTuple):
     """One call to make on a repository: `getattr(repository, method)(*args, **kwargs)`."""
 
     method: str
@@ -147,6 +148,8 @@ class Method:
         `threads.create id=7`, `threads.delete id=7`, `tags.attach 3 9` (a link's ends),
         `modes.seed_builtins (5 modes)`, `configuration.delete`.
         """
+        if self.ids == (RESULT_ID,):  # the common case, made short: create, update, upsert
+            return f"{self.qualname} id={result.id}"
         parts = [self.qualname]
         for name in self.ids:
             if name == RESULT_ID:
@@ -158,14 +161,14 @@ class Method:
             parts.append(f"({len(result)} {self.repository})")
         return " ".join(parts)
 
-    def replay_calls(self, args: tuple[Any, ...], kwargs: Mapping[str, Any], result: Any) -> list[Call]:
+    def replay_calls(self, args: tuple[Any, ...], kwargs: Mapping[str, Any], result: Any) -> tuple[Call, ...]:
         """The calls that repeat this write on another store of the same repository (see the module doc)."""
         if self.replay is Replay.RESULT:
-            return [Call(self.name, (result,), {})]
+            return (Call(self.name, (result,), _NO_KEYWORDS),)
         if self.replay is Replay.ARGUMENTS:
-            return [Call(self.name, args, kwargs)]
+            return (Call(self.name, args, kwargs),)
         if self.replay is Replay.CREATE_EACH:
-            return [Call("create", (item,), {}) for item in result]
+            return tuple(Call("create", (item,), _NO_KEYWORDS) for item in result)
         raise UndescribedMethod(f"{self.qualname}: a read has nothing to replay")
 
 

@@ -232,7 +232,13 @@ def forward_dual(method: Method) -> Callable[..., Any]:
 
         def forward(result: Any) -> _Write:
             calls = method.replay_calls(args, kwargs, result)
-            return _Write(method.label(args, kwargs, result), lambda r: [c.on(getattr(r, attribute)) for c in calls])
+
+            def apply(secondary: Repositories) -> None:
+                repository = getattr(secondary, attribute)
+                for replay in calls:
+                    replay.on(repository)
+
+            return _Write(method.label(args, kwargs, result), apply)
 
         return dual.write(lambda: call(*args, **kwargs), forward)
 
