@@ -1,18 +1,18 @@
 """Loading a Source of contract rows into a new SQLite database, atomically.
 
 `import_source(source, target, options)` builds the database in a temporary
-file beside `target` (created 0600): schema by the migration runner, the big
-tables' indexes dropped, foreign keys off, every collection inserted in import
-order in one transaction, links checked with SQL (rows pointing nowhere are
-mapped back to their line by re-reading that collection), indexes rebuilt,
-then `foreign_key_check`, `quick_check` and row counts against what was read
-and against the source's own checks (the manifest). Only when all of that
-passed is the file committed, switched to WAL, fsynced and renamed over
-`target` (then the directory is fsynced). An existing `target` that another
-connection has open is never replaced (`pychat_db.locks`: checked before the work
-and again at the rename, which runs holding SQLite's locks on it). Any failure, or a kill at any moment,
-leaves `target` as it was; a temporary file left by a killed run is removed by
-the next run on the same target.
+file beside `target` (created 0600; the files are `publish.py`'s job): schema by
+the migration runner, the big tables' indexes dropped, foreign keys off, every
+collection inserted in import order in one transaction, links checked with SQL
+(rows pointing nowhere are mapped back to their line by re-reading that
+collection), indexes rebuilt, then `foreign_key_check`, `quick_check` and row
+counts against what was read and against the source's own checks (the
+manifest). Only when all of that passed is the file committed, switched to WAL,
+fsynced and renamed over `target` (then the directory is fsynced). An existing
+`target` that another connection has open is never replaced (`pychat_db.locks`:
+checked before the work and again at the rename, which runs holding SQLite's
+locks on it). Any failure, or a kill at any moment, leaves `target` as it was;
+a temporary file left by a killed run is removed by the next run on the same target.
 
 Speed (docs/performance.md): a source that reads in chunks (`chunks()`) has each
 chunk of accepted rows inserted by one `executemany` over its list; the links are
@@ -28,8 +28,6 @@ import contextlib
 import itertools
 import operator
 import os
-import re
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -39,12 +37,13 @@ from typing import IO, Protocol
 import apsw
 import msgspec
 
-from pychat_db.connection import connect, create_private
+from pychat_db.connection import connect
 from pychat_db.errors import PychatDbError
 from pychat_db.exchange.codec import INT64_MAX, INT64_MIN, FieldError, Row
 from pychat_db.exchange.contract import COLLECTIONS, THREADS, Collection, Kind
+from pychat_db.exchange.publish import BackgroundSync, StagedDatabase, remove_stale_temps, temp_path_pattern
 from pychat_db.exchange.reader import Chunk, ExportError, Item, Problem, Source
-from pychat_db.locks import DatabaseInUse, ensure_not_in_use, holding
+from pychat_db.locks import DatabaseInUse, ensure_not_in_use
 from pychat_db.migrations import migrate
 
 RECOVERY_THREAD_NAME = "Recovered messages"
@@ -213,78 +212,6 @@ class ImportFailed(Exception):
 
 class _Stop(Exception):
     """Enough problems were listed."""
-
-
-def temp_path_pattern(target: Path) -> re.Pattern[str]:
-    return re.compile(rf"^\.{re.escape(target.name)}\.import-(\d+)\.tmp(-journal|-wal|-shm)?$")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove_stale_temps(target: Path) -> list[str]:
-    """Delete temporary files of imports into `target` whose process is gone; return their names."""
-    pattern = temp_path_pattern(target)
-    removed = []
-    for path in sorted(target.parent.iterdir()):
-        match = pattern.match(path.name)
-        if match and not _pid_alive(int(match.group(1))):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-                removed.append(path.name)
-    return removed
-
-
-def _settle_target(target: Path, shown: str) -> None:
-    """Let SQLite finish the old target's own recovery (roll back a hot -journal, checkpoint a -wal).
-
-    What a crashed app left must never be applied to the new file (the -wal and -journal
-    are found by name). Only once `ensure_not_in_use` found no other connection: a file
-    another process has open is left exactly as it is.
-    """
-    wal = Path(f"{target}-wal")
-    journal = Path(f"{target}-journal")
-    if not (wal.exists() or journal.exists()) or not target.exists():
-        return
-    ensure_not_in_use(target, shown)
-    conn = connect(target, pragmas=False)
-    try:
-        conn.execute("SELECT count(*) FROM sqlite_schema").fetchall()
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-    finally:
-        conn.close()
-
-
-_JOURNAL_MAGIC = bytes.fromhex("d9d505f920a163d7")
-
-
-def _check_settled(target: Path, shown: str) -> None:
-    """With SQLite's locks held: no -wal frames and no hot -journal may stay beside the target.
-
-    After `_settle_target` either means a connection wrote in between: refuse.
-    """
-    wal = Path(f"{target}-wal")
-    with contextlib.suppress(FileNotFoundError):
-        if wal.stat().st_size > 0:
-            raise DatabaseInUse(shown, [f"{wal.name} holds frames written since it was checkpointed"])
-    with contextlib.suppress(FileNotFoundError), Path(f"{target}-journal").open("rb") as journal:
-        if journal.read(len(_JOURNAL_MAGIC)) == _JOURNAL_MAGIC:  # hot, or in use
-            raise DatabaseInUse(shown, [f"{target.name}-journal holds a transaction"])
-
-
-def _fsync_path(path: Path, directory: bool = False) -> None:
-    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class _Loader:
@@ -536,38 +463,6 @@ class _Loader:
                 self.problem(problem, stats)
 
 
-class _BackgroundSync:
-    """fsync of the temporary file in a thread while the checks run, so publishing has less left to flush.
-
-    It only flushes what was written so far: the final fsync still runs after the
-    commit, before the rename. An error seen here is raised by `join()` (a
-    write-back error is reported to one fsync only).
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.error: OSError | None = None
-        self.thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self.thread = threading.Thread(target=self._run, name="import-fsync", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            _fsync_path(self.path)
-        except OSError as exc:
-            self.error = exc
-
-    def join(self) -> None:
-        if self.thread is not None:
-            self.thread.join()
-            self.thread = None
-        if self.error is not None:
-            error, self.error = self.error, None
-            raise error
-
-
 def _drop_indexes(conn: apsw.Connection) -> list[str]:
     """Drop the indexes of the bulk-loaded tables; return their CREATE statements."""
     rows = conn.execute(
@@ -608,15 +503,12 @@ def import_source(source: Source, target: str | os.PathLike[str], options: Impor
             raise refuse(str(exc)) from None
     for name in remove_stale_temps(target):
         report.notes.append(f"removed {name}, left by an interrupted import")
-    tmp = target.parent / f".{target.name}.import-{os.getpid()}.tmp"
-    for suffix in ("", "-journal"):
-        with contextlib.suppress(FileNotFoundError):
-            Path(f"{tmp}{suffix}").unlink()
-    create_private(tmp)
+    staged = StagedDatabase(target)
+    staged.create()
     conn: apsw.Connection | None = None
-    syncer = _BackgroundSync(tmp)
+    syncer = BackgroundSync(staged.path)
     try:
-        conn = connect(tmp, pragmas=False)
+        conn = connect(staged.path, pragmas=False)
         for pragma in ("foreign_keys = OFF", "synchronous = OFF", "cache_size = -8192", "temp_store = FILE"):
             conn.execute(f"PRAGMA {pragma}").fetchall()
         migrate(conn)
@@ -641,12 +533,7 @@ def import_source(source: Source, target: str | os.PathLike[str], options: Impor
         conn.close()
         conn = None
         syncer.join()
-        _fsync_path(tmp)
-        _settle_target(target, shown)
-        with holding(target, shown):  # no connection can start reading or writing until the rename is done
-            _check_settled(target, shown)
-            os.replace(tmp, target)
-            _fsync_path(target.parent, directory=True)
+        staged.publish(shown)
         report.timings["publish"] = time.perf_counter() - t
         report.ok = True
         return report
@@ -661,9 +548,7 @@ def import_source(source: Source, target: str | os.PathLike[str], options: Impor
         if conn is not None:
             conn.close()
         if not report.ok or options.dry_run:
-            for suffix in ("", "-journal", "-wal", "-shm"):
-                with contextlib.suppress(FileNotFoundError):
-                    Path(f"{tmp}{suffix}").unlink()
+            staged.discard()
 
 
 @dataclass(frozen=True, slots=True)
@@ -707,7 +592,7 @@ def _load_all(
     indexes: list[str],
     report: ImportReport,
     options: ImportOptions,
-    syncer: _BackgroundSync,
+    syncer: BackgroundSync,
 ) -> None:
     conn.execute("BEGIN")
     t = time.perf_counter()
