@@ -64,6 +64,21 @@ class PyType:
             return expr
         return f"None if {expr} is None else {converted}" if self.nullable else converted
 
+    def checked_from_db(self, expr: str) -> str:
+        """Source converting the SQLite value `expr` to this type, checking its stored type first.
+
+        For a single value read back from a query (`$`, or `<!` with one column): often a computed
+        expression, typed by an annotation, so its stored type is checked (`pychat_db.convert.int_from_db`, ...).
+        """
+        checked = f"{_DB_TYPE.get(self.kind, self.base)}_from_db({expr})"
+        if self.kind == ENUM:
+            converted = f"enum_from_db({self.enum_name}, {checked})"
+        elif self.kind in _FROM_DB:
+            converted = _FROM_DB[self.kind].format(checked)
+        else:
+            converted = checked
+        return f"None if {expr} is None else {converted}" if self.nullable else converted
+
     def to_db(self, expr: str) -> str:
         """Source converting the Python value `expr` to its stored form."""
         if self.kind not in _TO_DB:

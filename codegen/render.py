@@ -36,6 +36,8 @@ _CONVERTERS = (
     "timestamp_from_db",
     "timestamp_to_db",
 )
+# The checked reads of a single value (`PyType.checked_from_db`).
+_CHECKED = ("bytes_from_db", "float_from_db", "int_from_db", "str_from_db")
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,23 +281,21 @@ def _docstring(text: str, indent: str = "    ") -> str:
 
 
 def _query_context(q: Query, schema: Schema) -> dict[str, Any]:
-    row_class = q.row_table.class_name if q.row_table else q.class_name
+    """What the template needs of one query: its description (parameters → SQLite values), how
+    `pychat_db.querying` binds it (`decorator`), its decoder, and its variants (`name_iter`, ...)."""
     mapper = f"{mapper_prefix(q.row_table)}_from_db" if q.row_table else f"_{q.name}_from_db"
     single = q.columns[0].type.with_nullable(True) if len(q.columns) == 1 else None
+    many = q.operation == EXECUTE_MANY
     ctx: dict[str, Any] = {
         "name": q.name,
-        "row_class": row_class,
-        "mapper": mapper,
         "signature": [f"{p.name}: {p.type.annotation}" for p in q.params],
-        "call_args": [(p.name, p.type.to_db(p.name)) for p in q.params],
-        "many_params": [(p.name, p.type.to_db(f"row.{p.name}")) for p in q.params],
-        "params_class": q.params_class_name if q.operation == EXECUTE_MANY else None,
+        "binds": [(p.name, p.type.to_db(f"row.{p.name}" if many else p.name)) for p in q.params],
+        "params_class": q.params_class_name if many else None,
         "result_class": None,
-        "result_var": "",
         "kind": "none",
         "value_expr": "",
+        "variants": [],
         "docstring": _docstring(q.doc),
-        "readonly": q.readonly,
     }
     needs_row = q.operation in (SELECT, SELECT_ONE) or (q.operation == INSERT_RETURNING and single is None)
     if needs_row and q.row_table is None:
@@ -307,22 +307,25 @@ def _query_context(q: Query, schema: Schema) -> dict[str, Any]:
         ctx["result_fields"] = [f"{c.name}: {c.type.annotation}" for c in q.columns]
         ctx["result_from_db"] = [(c.name, c.type.from_db(f"values[{i}]")) for i, c in enumerate(q.columns)]
     if q.operation == SELECT:
-        ctx.update(kind="list", result_var="rows = ", returns=f"list[{row_class}]")
+        ctx.update(kind="list", decorator=f"_QUERIES.select({mapper})")
+        if q.readonly:  # streaming (export); a select that writes runs to its end
+            ctx["variants"] = [(f"{q.name}_iter", "iter")]
     elif needs_row:
-        ctx.update(kind="row", result_var="row = ", returns=f"{row_class} | None")
+        ctx.update(kind="row", decorator=f"_QUERIES.select_one({mapper})")
     elif q.operation in (SELECT_VALUE, INSERT_RETURNING):
         assert single is not None
-        expr = single.from_db("value")
         ctx.update(
             kind="value",
-            result_var="value = ",
+            decorator=f"_QUERIES.select_value(_{q.name}_from_db)",
             returns=single.annotation,
-            value_expr=f'cast("{single.annotation}", value)' if expr == "value" else expr,
+            value_expr=single.checked_from_db("value"),
         )
     elif q.operation == EXECUTE:
-        ctx.update(kind="changes", returns="int")
+        ctx.update(kind="changes", decorator="_QUERIES.execute")
+    elif many:
+        ctx.update(kind="many", decorator="_QUERIES.execute_many")
     else:
-        ctx.update(returns="None")
+        ctx.update(kind="script", decorator="_QUERIES.script")
     return ctx
 
 
@@ -334,17 +337,16 @@ def render_queries_module(file: QueryFile, schema: Schema, sources: list[Source]
     imports = python_imports(
         body,
         {
-            "collections.abc": ["Iterable", "Iterator", "Sequence"],
+            "collections.abc": ["Sequence"],
             "dataclasses": ["dataclass"],
             "datetime": ["datetime"],
             "json": ["import json"],
-            "typing": ["Any", "cast"],
-            "aiosql": ["import aiosql"],
-            "apsw": ["import apsw"],
-            "pychat_db.convert": list(_CONVERTERS),
+            "typing": ["Any"],
+            "pychat_db.convert": [*_CONVERTERS, *_CHECKED],
             "pychat_db.generated.enums": [c.enum_name for c in schema.enums if c.enum_name],
             "pychat_db.generated.mappers": [f"{mapper_prefix(t)}_from_db" for t in schema.tables],
             "pychat_db.generated.rows": [t.class_name for t in schema.tables],
+            "pychat_db.querying": ["Params", "QueryFile", "SQLiteValue"],
             "pychat_db.resources": ["QUERIES_DIR"],
         },
     )

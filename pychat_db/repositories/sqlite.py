@@ -1,10 +1,11 @@
 """The repositories on SQLite: the named queries of `queries/*.sql` through their generated typed wrappers.
 
-The wrappers (`pychat_db.generated.queries`) run the aiosql-loaded queries over
-APSW and map rows with the generated mappers; this module turns rows into domain
-objects and APSW errors into the library's own. A method writing more than one
-statement runs them in one transaction (a savepoint when the caller already
-holds one), so either all of its writes are kept or none.
+The wrappers (`pychat_db.generated.queries`, made of `pychat_db.querying`) run the
+queries aiosql loads on APSW, typed end to end, and map rows with the generated
+mappers; this module turns rows into domain objects and APSW errors into the
+library's own. A method writing more than one statement runs them in one
+transaction (a savepoint when the caller already holds one), so either all of its
+writes are kept or none.
 """
 
 from __future__ import annotations
