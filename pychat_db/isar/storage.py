@@ -240,10 +240,9 @@ class MdbxStore:
 
         The second counts what the reads really cost in RSS. A read touches whole pages, and the
         kernel maps the pages around a faulting one too (fault-around, 64 KiB by default): reading
-        small objects scattered over a large file (a ModeOutput among the messages) mapped about
-        16 times the bytes read (peak RSS 62 MB reading the 1M-message benchmark file, against
-        40 MB for its messages alone). Twice: reading messages maps about twice the bytes read, and
-        a window half as large would double the remaps (each about 1 ms).
+        small objects scattered over a large file (a ModeOutput among the messages) maps many times
+        the bytes read. Twice: reading messages maps about twice the bytes read, and a window half
+        as large would double the remaps (figures in docs/performance.md).
         """
         if self._read > self.remap_bytes:
             return True
@@ -420,8 +419,8 @@ _LOCK_NAME = ".lock"
 
 def remove_stale_copies(root: Path) -> list[Path]:
     """Remove the private copy directories in `root` left by a process that was killed (SIGKILL, the OOM
-    killer: no cleanup ran), and return them: each holds a whole copy of a user's file (1.8 GB for the
-    1M-message benchmark file) until the temporary directory is cleaned.
+    killer: no cleanup ran), and return them: each holds a whole copy of a user's file until the
+    temporary directory is cleaned.
 
     A live `private_copy` holds an exclusive lock on its directory's lock file; a directory whose lock
     is free and which is older than `STALE_SECONDS` (the lock is taken at once after it is made) is stale.

@@ -53,15 +53,13 @@ ROWS, REFUSED, END, ERROR = 1, 2, 3, 4
 _PIPE_BYTES = 1 << 20
 # The child's chunks: 128 KiB of the file at most, not the in-process read's 4 MiB. Each is held several
 # times over in both processes at once (read, converted, encoded; read, decoded), and the pipe (1 MiB)
-# holds several of them, so the child runs further ahead. Measured at 1M messages (alternating, three
-# rounds): the parent spent 0.77-1.60 s reading frames with 128 KiB chunks against 1.45-1.49 s with 1 MiB.
+# holds several of them, so the child runs further ahead (figures in docs/performance.md).
 CHUNK_BYTES = 128 << 10
 _AHEAD_BYTES = 1 << 20  # frames read ahead of the loader, besides the pipe's: about 8 chunks, or 1 large one
 _HEADER = 5  # u32 length of what follows the length, u8 kind
 # glibc's malloc in the child: keep freed memory up to 16 MiB instead of handing it back to the kernel.
 # The frame buffer grows and shrinks with every chunk (a large value makes a large one), and with the
-# defaults every growth came back as fresh pages: 390k more page faults reading the 1M-message benchmark
-# file with 1 MiB chunks (454k against 65k).
+# defaults every growth comes back as fresh pages (page faults: docs/performance.md).
 _CHILD_MALLOC = "glibc.malloc.mmap_threshold=4194304:glibc.malloc.trim_threshold=16777216"
 _any_decoder = msgspec.msgpack.Decoder()
 
@@ -151,8 +149,8 @@ class ReaderProcess:
 
     def _start_pump(self) -> None:
         """Read the frames ahead in a thread (`_pump`): its blocking reads release the GIL, so the pipe is
-        emptied while this thread inserts, and the child can run a few frames further ahead. Measured at
-        1M messages: 0.3-1.0 s less per import (three alternating pairs), frame waits 0.43-0.48 s vs 0.66-0.77 s."""
+        emptied while this thread inserts, and the child can run a few frames further ahead (figures in
+        docs/performance.md)."""
         self._ahead: collections.deque[tuple[int, bytes] | None] = collections.deque()
         self._ahead_bytes = 0
         self._stopping = False
