@@ -92,3 +92,23 @@ def test_every_data_command_writes_one_report_schema(tmp_path: Path) -> None:
         assert all(re.fullmatch(r"[a-z_]+", key) for key in doc), doc
         for entry in doc["collections"].values():
             assert all(re.fullmatch(r"[a-z_]+", key) for key in entry), entry
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("verify", ROOT / "examples" / "export", "--db"),
+        ("export", "--out", "out", "--db"),
+        ("migrate", "status", "--db"),
+        ("migrate", "up", "--db"),
+    ],
+    ids=lambda c: " ".join(str(p) for p in c[:2] if not str(p).startswith("/")),
+)
+def test_a_file_that_is_not_a_database_is_one_line(tmp_path: Path, command: tuple[str, ...]) -> None:
+    bogus = tmp_path / "notes.db"
+    bogus.write_bytes(b"these are my notes, not SQLite\n" * 200)
+    before = bogus.read_bytes()
+    done = run_module("pychat_db.cli", *command, bogus, cwd=tmp_path)
+    assert (done.returncode, done.stderr) == (1, f"Error: {bogus}: file is not a database\n")
+    assert bogus.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.db"]  # nothing written beside it
