@@ -47,6 +47,45 @@ def is_file_path(path: str | os.PathLike[str]) -> bool:
     return name != "" and name != ":memory:" and not name.startswith("file:")
 
 
+def open_flags(path: str | os.PathLike[str], *, readonly: bool = False) -> int:
+    """The `apsw.Connection` flags for `path`; creates the file 0600 first when it is missing (unless `readonly`).
+
+    A read-only opening of a file that does not exist raises FileNotFoundError.
+    """
+    name = os.fspath(path)
+    flags = apsw.SQLITE_OPEN_READONLY if readonly else apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+    if name.startswith("file:"):
+        flags |= apsw.SQLITE_OPEN_URI
+    if not readonly and is_file_path(name):
+        create_private(name)
+    if readonly and is_file_path(name) and not Path(name).exists():
+        raise FileNotFoundError(f"{name}: no such database")
+    return flags
+
+
+def configure(conn: apsw.Connection, *, readonly: bool = False, pragmas: bool = True) -> None:
+    """Configure an open connection: "defensive" driver settings, then `schema/pragmas.sql` unless `pragmas=False`.
+
+    `pychat_db.aio` runs it in an async connection's worker thread, so both kinds of
+    connection get the same settings.
+    """
+    conn.config(apsw.SQLITE_DBCONFIG_DQS_DML, 0)
+    conn.config(apsw.SQLITE_DBCONFIG_DQS_DDL, 0)
+    conn.config(apsw.SQLITE_DBCONFIG_DEFENSIVE, 1)
+    if pragmas:
+        for stmt in pragma_statements():
+            if readonly and "journal_mode" in stmt:
+                continue
+            conn.execute(stmt).fetchall()
+
+
+def default_vfs(vfs: str | None) -> str | None:
+    """`vfs`, else the VFS the `PYCHAT_DB_VFS` environment variable names (tests only), else None."""
+    if vfs is None:
+        vfs = os.environ.get(VFS_ENVIRONMENT_VARIABLE) or None
+    return vfs
+
+
 def connect(
     path: str | os.PathLike[str] = "chat.db",
     *,
@@ -65,22 +104,8 @@ def connect(
     through SQL.
     """
     name = os.fspath(path)
-    if vfs is None:
-        vfs = os.environ.get(VFS_ENVIRONMENT_VARIABLE) or None
-    flags = apsw.SQLITE_OPEN_READONLY if readonly else apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
-    if name.startswith("file:"):
-        flags |= apsw.SQLITE_OPEN_URI
-    if not readonly and is_file_path(name):
-        create_private(name)
-    if readonly and is_file_path(name) and not Path(name).exists():
-        raise FileNotFoundError(f"{name}: no such database")
+    vfs = default_vfs(vfs)
+    flags = open_flags(name, readonly=readonly)
     conn = apsw.Connection(name, flags=flags, vfs=vfs) if vfs else apsw.Connection(name, flags=flags)
-    conn.config(apsw.SQLITE_DBCONFIG_DQS_DML, 0)
-    conn.config(apsw.SQLITE_DBCONFIG_DQS_DDL, 0)
-    conn.config(apsw.SQLITE_DBCONFIG_DEFENSIVE, 1)
-    if pragmas:
-        for stmt in pragma_statements():
-            if readonly and "journal_mode" in stmt:
-                continue
-            conn.execute(stmt).fetchall()
+    configure(conn, readonly=readonly, pragmas=pragmas)
     return conn

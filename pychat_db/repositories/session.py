@@ -3,6 +3,8 @@
 `transaction()` nests: the outermost level is `BEGIN IMMEDIATE` (the write lock is
 taken at once, so two writers never deadlock upgrading a read lock), inner levels
 are savepoints. Leaving a level by an exception rolls back that level only.
+The steps (`begin`, `commit`, `undo`, ...) are functions of a connection, so that
+`pychat_db.aio` runs the same ones in an async connection's worker thread.
 """
 
 from __future__ import annotations
@@ -14,6 +16,60 @@ from contextlib import contextmanager
 import apsw
 
 from pychat_db.errors import translate
+
+
+def execute(conn: apsw.Connection, sql: str) -> None:
+    """Run a statement that returns nothing; APSW errors become the library's own."""
+    try:
+        conn.execute(sql)
+    except apsw.Error as exc:
+        raise translate(exc) from exc
+
+
+def begin(conn: apsw.Connection, outermost: bool, name: str) -> None:
+    """Open a level: `BEGIN IMMEDIATE` (outermost) or `SAVEPOINT name`."""
+    execute(conn, "BEGIN IMMEDIATE" if outermost else f"SAVEPOINT {name}")
+
+
+def commit(conn: apsw.Connection, outermost: bool, name: str) -> None:
+    """Close a level keeping its work: COMMIT (outermost; rolled back when it fails) or RELEASE."""
+    if not outermost:
+        execute(conn, f"RELEASE {name}")
+        return
+    try:
+        conn.execute("COMMIT")
+    except apsw.Error as exc:
+        undo(conn, True, name)
+        raise translate(exc) from exc
+
+
+def undo(conn: apsw.Connection, outermost: bool, name: str) -> None:
+    """Roll a level back (whatever failed, and however far its opening got: nothing happens when none is open)."""
+    # SQLite rolls the whole transaction back by itself after some errors (full
+    # disk, I/O): then there is nothing left to undo.
+    if not conn.in_transaction:
+        return
+    try:
+        if outermost:
+            conn.execute("ROLLBACK")
+        else:
+            conn.execute(f"ROLLBACK TO {name}; RELEASE {name}")
+    except apsw.Error:
+        pass  # the error that brought us here is the one worth raising
+
+
+def begin_read(conn: apsw.Connection) -> bool:
+    """Open a deferred read transaction unless one is open; whether it did."""
+    if conn.in_transaction:
+        return False
+    execute(conn, "BEGIN")
+    return True
+
+
+def end_read(conn: apsw.Connection) -> None:
+    """Close the read transaction `begin_read` opened (if it is still open)."""
+    if conn.in_transaction:
+        execute(conn, "COMMIT")
 
 
 class Session:
@@ -31,54 +87,26 @@ class Session:
         except apsw.Error as exc:
             raise translate(exc, table=table) from exc
 
-    def _execute(self, sql: str) -> None:
-        try:
-            self.conn.execute(sql)
-        except apsw.Error as exc:
-            raise translate(exc) from exc
-
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """A write transaction (outermost: BEGIN IMMEDIATE … COMMIT) or a savepoint inside one."""
         outermost = not self.conn.in_transaction
         name = f"pychat_db_{next(self._names)}"
-        self._execute("BEGIN IMMEDIATE" if outermost else f"SAVEPOINT {name}")
+        begin(self.conn, outermost, name)
         try:
             yield
         except BaseException:
-            self._undo(outermost, name)
+            undo(self.conn, outermost, name)
             raise
-        if outermost:
-            try:
-                self.conn.execute("COMMIT")
-            except apsw.Error as exc:
-                self._undo(True, name)
-                raise translate(exc) from exc
-        else:
-            self._execute(f"RELEASE {name}")
+        commit(self.conn, outermost, name)
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
         """Reads that must see one state of the database (a deferred read transaction unless one is open)."""
-        if self.conn.in_transaction:
+        if not begin_read(self.conn):
             yield
             return
-        self._execute("BEGIN")
         try:
             yield
         finally:
-            if self.conn.in_transaction:
-                self._execute("COMMIT")
-
-    def _undo(self, outermost: bool, name: str) -> None:
-        # SQLite rolls the whole transaction back by itself after some errors (full
-        # disk, I/O): then there is nothing left to undo.
-        if not self.conn.in_transaction:
-            return
-        try:
-            if outermost:
-                self.conn.execute("ROLLBACK")
-            else:
-                self.conn.execute(f"ROLLBACK TO {name}; RELEASE {name}")
-        except apsw.Error:
-            pass  # the error that brought us here is the one worth raising
+            end_read(self.conn)

@@ -1,0 +1,32 @@
+"""pychat_db for asyncio, trio and anyio programs: `AsyncDatabase` on APSW's own async connection.
+
+* `database`: `AsyncDatabase` (opening rules, readers and the writer, `transaction()`);
+* `protocols`: the async repository protocols, mirrors of the sync ones;
+* `repositories`: the async repository classes, derived from the method description
+  (`pychat_db.repositories.methods`) and the method plans (`pychat_db.repositories.plans`);
+* `session`: one async connection's transactions, snapshots and plan runner;
+* `framework`: the lock, semaphore and shielded await of the running framework.
+"""
+
+from pychat_db.aio.database import AsyncDatabase, open_async
+from pychat_db.aio.protocols import (
+    AsyncConfigurationRepository,
+    AsyncMessageRepository,
+    AsyncModeOutputRepository,
+    AsyncModeRepository,
+    AsyncRepositories,
+    AsyncTagRepository,
+    AsyncThreadRepository,
+)
+
+__all__ = [
+    "AsyncConfigurationRepository",
+    "AsyncDatabase",
+    "AsyncMessageRepository",
+    "AsyncModeOutputRepository",
+    "AsyncModeRepository",
+    "AsyncRepositories",
+    "AsyncTagRepository",
+    "AsyncThreadRepository",
+    "open_async",
+]
