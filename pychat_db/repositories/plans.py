@@ -23,7 +23,6 @@ from __future__ import annotations
 import builtins
 import enum
 from collections.abc import Callable, Generator, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any, Concatenate, Generic, ParamSpec, TypeAlias, TypeVar, cast
 
 import apsw
@@ -69,25 +68,36 @@ class Atomicity(enum.Enum):
     SNAPSHOT = "snapshot"  # reads that see one state (a deferred read transaction unless one is open)
 
 
-@dataclass(frozen=True, slots=True)
 class Query(Generic[_R]):
-    """One generated query to run: `function(conn, *args, **kwargs)`; APSW errors name `table`."""
+    """One generated query to run: `function(conn, *args, **kwargs)`; APSW errors name `table`.
 
-    table: str
-    function: Callable[..., _R]
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
+    (Plain slotted classes, not dataclasses: a step is made per query, and a frozen
+    dataclass's constructor costs a few microseconds more.)
+    """
+
+    __slots__ = ("args", "function", "kwargs", "table")
+
+    def __init__(self, table: str, function: Callable[..., _R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.table = table
+        self.function = function
+        self.args = args
+        self.kwargs = kwargs
 
     def __iter__(self) -> Generator[Step, Any, _R]:
         return cast(_R, (yield self))
 
+    def __repr__(self) -> str:
+        return f"Query({self.table!r}, {getattr(self.function, '__name__', self.function)!r})"
 
-@dataclass(frozen=True, slots=True)
+
 class Atomic(Generic[_R]):
     """A nested plan run as one transaction (or savepoint) or one snapshot."""
 
-    atomicity: Atomicity
-    plan: Plan[_R]
+    __slots__ = ("atomicity", "plan")
+
+    def __init__(self, atomicity: Atomicity, plan: Plan[_R]) -> None:
+        self.atomicity = atomicity
+        self.plan = plan
 
     def __iter__(self) -> Generator[Step, Any, _R]:
         return cast(_R, (yield self))
