@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from pychat_db.isar import DataType, IsarFormatError
-from pychat_db.isar.app import long_list_to_bytes
-from pychat_db.isar.format import CollectionSchema, IsarFile, ObjectReader, decode, id_from_key, key_from_id
+from pychat_db.isar.format import CollectionSchema, IsarFile, ObjectReader, decode
+from pychat_db.isar.getters import long_list_to_bytes
+from pychat_db.isar.keys import id_from_key, key_from_id
 from pychat_db.isar.storage import MdbxStore
 from tests.support.commands import run_module
 from tests.support.isar_writer import IsarWriter, Schema, encode

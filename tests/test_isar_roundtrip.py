@@ -369,19 +369,26 @@ def test_fast_path_and_reference_decoder_agree(
 ) -> None:
     """The generated decoder handles ordinary objects itself and gives exactly the reference decoder's rows."""
     from pychat_db.isar import app
-    from pychat_db.isar.format import key_from_id
+    from pychat_db.isar.decoders import compile_fast_row
+    from pychat_db.isar.keys import key_from_id
+    from pychat_db.isar.mapping import MAPPING
 
     data = sample(b"\x00\x01\xfe\xff" * 100)
     path = write_app_file(tmp_path / "f.isar", data, type_type=type_type, file_data_type=file_data_type)
     with open_isar(path) as f:
-        for cmap in app.MAPPING:
-            fast = app.compile_fast_row(cmap, f.isar.collections[cmap.isar], raw_bytes=False)
+        for cmap in MAPPING:
+            fast = compile_fast_row(cmap, f.isar.collections[cmap.isar], raw_bytes=False)
             assert fast is not None
             for id_, raw in f.isar.raw_objects(cmap.isar):
                 assert fast(raw, id_) is not None, (cmap.isar, id_)  # ordinary objects never fall back
         fast_rows = {c.name: list(f.app.rows(c)) for c in COLLECTIONS}
         raw_rows = list(f.app.rows(COLLECTIONS[4], raw_bytes=True))
+        typed = [t for _, t in f.app.typed_batches(COLLECTIONS[4], max_rows=1)]
+    assert typed == [True] * len(fast_rows["messages"])  # every message by the generated decoder
     monkeypatch.setattr(app, "compile_fast_row", lambda *a, **k: None)
+    with open_isar(path) as f:  # the reference decoder alone: no batch is typed
+        typed = [t for _, t in f.app.typed_batches(COLLECTIONS[4], max_rows=1)]
+    assert typed == [False] * len(fast_rows["messages"])
     assert read_all(path) == fast_rows == expected(data)
     assert [r["fileData"] for r in raw_rows] == [
         None if r["fileData"] is None else base64.b64decode(r["fileData"]) for r in fast_rows["messages"]

@@ -3,8 +3,13 @@
 Layers, each usable alone:
   * `storage`: the key/value store (MDBX via `clibmdbx`) behind a tiny interface,
     and the private copy every read goes through;
-  * `format`: generic Isar 3 decoding (schemas, ids, objects, links);
-  * `app`: the chat app's models → the export contract's rows.
+  * `keys` and `format`: generic Isar 3 decoding (ids, schemas, objects, links);
+  * `mapping`: the table of the chat app's collections ← the export contract's;
+  * `app`: the chat app's models → the export contract's rows, through `getters`
+    (the reference decoder of each field), `decoders` (the generated fast path)
+    and `links` (a single link joined as its collection is read);
+  * `history`, `source`, `worker`: the app's schema history, the file as an
+    exchange source, and the reader process.
 
 Typical use::
 
@@ -13,8 +18,9 @@ Typical use::
             ...
 """
 
-from pychat_db.isar.app import MAPPING, AppReader, OpenedFile, open_isar
+from pychat_db.isar.app import AppReader, OpenedFile, open_isar
 from pychat_db.isar.format import CollectionSchema, DataType, IsarFile, IsarFormatError
+from pychat_db.isar.mapping import MAPPING
 from pychat_db.isar.storage import NeedsRecovery, StorageError
 
 __all__ = [

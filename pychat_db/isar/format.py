@@ -1,4 +1,4 @@
-"""Generic Isar 3 decoding: schemas from `_info`, ids, objects and links.
+"""Generic Isar 3 decoding: schemas from `_info`, objects and links (ids: `keys`).
 
 Nothing here knows the chat app. See docs/isar-format.md for the layout and
 the Isar sources each rule was checked against. Summary:
@@ -25,6 +25,7 @@ from operator import itemgetter
 from typing import Any
 
 from pychat_db.errors import PychatDbError
+from pychat_db.isar.keys import NEG, decode_ids, encode_ids, id_from_key
 from pychat_db.isar.storage import MapInfo, Store
 
 INFO_MAP = "_info"
@@ -33,8 +34,6 @@ SUPPORTED_VERSION = 2  # SchemaManager::ISAR_FILE_VERSION in Isar 3.x
 NULL_BOOL, FALSE_BOOL, TRUE_BOOL = 0, 1, 2
 NULL_INT = -(2**31)
 NULL_LONG = -(2**63)
-_SIGN = 1 << 63
-_NEG = -(1 << 63)
 
 
 class IsarFormatError(PychatDbError):
@@ -92,36 +91,9 @@ _STATIC_SIZE = {"Bool": 1, "Byte": 1, "Int": 4, "Float": 4, "Long": 8, "Double":
 _ALIASES = {"DateTime": "Long", "DateTimeList": "LongList"}  # serde aliases in data_type.rs
 
 
-def id_from_key(key: bytes) -> int:
-    """Collection or link key (8 bytes LE of `id XOR 1<<63`) → signed id (isar_core `object/id.rs`)."""
-    # Flipping bit 63 of the two's complement value: XOR with -2**63 (bits 63 and up set).
-    return int.from_bytes(key, "little", signed=True) ^ _NEG
-
-
 LINK_BATCH = 1024  # link pairs read and decoded per call (16 bytes each)
 _FIRST = itemgetter(0)
 _SECOND = itemgetter(1)
-_FLIP_SIGN = bytes(b ^ 0x80 for b in range(256))
-
-
-def _decode_ids(keys: list[bytes]) -> tuple[int, ...]:
-    """8-byte id keys (`key_from_id`) → ids, in C: flip each key's sign bit back, unpack as i64."""
-    joined = bytearray(b"".join(keys))
-    joined[7::8] = joined[7::8].translate(_FLIP_SIGN)
-    return struct.unpack(f"<{len(keys)}q", joined)
-
-
-def _encode_ids(ids: Sequence[int]) -> list[bytes]:
-    """Ids → their 8-byte keys (`key_from_id`), packed in C."""
-    joined = bytearray(struct.pack(f"<{len(ids)}q", *ids))
-    joined[7::8] = joined[7::8].translate(_FLIP_SIGN)
-    packed = bytes(joined)
-    return [packed[i : i + 8] for i in range(0, len(packed), 8)]
-
-
-def key_from_id(id_: int) -> bytes:
-    """Signed id → its 8-byte key."""
-    return ((id_ % (1 << 64)) ^ _SIGN).to_bytes(8, "little")
 
 
 @dataclass(frozen=True, slots=True)
@@ -468,7 +440,7 @@ class IsarFile:
     def _pairs(self, map_name: str, collection: str, field: str | None = None) -> Iterator[tuple[int, bytes]]:
         """(id of the key, value) of a map, in key order; a key that is not 8 bytes is corrupt."""
         from_bytes = int.from_bytes
-        neg = _NEG
+        neg = NEG
         for key, value in self.store.items(map_name):
             if len(key) != 8:
                 raise IsarFormatError(f"corrupt key of {len(key)} bytes in map {map_name}", collection=collection)
@@ -479,6 +451,23 @@ class IsarFile:
         if collection not in self.map_info:
             return iter(())
         return self._pairs(collection, collection)
+
+    def object_batches(self, collection: str, size: int) -> Iterator[tuple[Sequence[int], list[bytes]]]:
+        """The objects of `raw_objects()` as (ids, object bytes) of up to `size` objects, each batch read in
+        one call and its ids decoded in C (as `link_batches`). A key that is not 8 bytes is corrupt: it is
+        refused after the objects before it were yielded."""
+        if collection not in self.map_info:
+            return
+        for batch in self.store.batches(collection, size):
+            keys = list(map(_FIRST, batch))
+            datas = list(map(_SECOND, batch))
+            if set(map(len, keys)) == {8}:
+                yield decode_ids(keys), datas
+                continue
+            bad = next(i for i, key in enumerate(keys) if len(key) != 8)
+            if bad:
+                yield [id_from_key(key) for key in keys[:bad]], datas[:bad]
+            raise IsarFormatError(f"corrupt key of {len(keys[bad])} bytes in map {collection}", collection=collection)
 
     def readers(self, collection: str) -> Iterator[ObjectReader]:
         """An `ObjectReader` per object of `collection`, in id order."""
@@ -497,7 +486,7 @@ class IsarFile:
             return None
         if collection not in self.map_info:
             return 0
-        return self.store.first_missing(collection, _encode_ids(ids))
+        return self.store.first_missing(collection, encode_ids(ids))
 
     def links(self, collection: str, link: Link) -> Iterator[tuple[int, int]]:
         """(source id, target id) pairs of one link, sorted by source then target."""
@@ -521,13 +510,13 @@ class IsarFile:
             if set(map(len, keys)) != {8} or set(map(len, values)) != {8}:
                 yield self._link_batch_slowly(name, collection, link, batch)
                 continue
-            yield _decode_ids(keys), _decode_ids(values)
+            yield decode_ids(keys), decode_ids(values)
 
     def _link_batch_slowly(
         self, name: str, collection: str, link: Link, batch: list[tuple[bytes, bytes]]
     ) -> tuple[tuple[int, ...], tuple[int, ...]]:
         from_bytes = int.from_bytes
-        neg = _NEG
+        neg = NEG
         sources: list[int] = []
         targets: list[int] = []
         for key, value in batch:
