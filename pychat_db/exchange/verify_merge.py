@@ -62,9 +62,7 @@ class KeyMerge:
         self.as_tuple: Callable[[Any], tuple[Any, ...]] = tuple if n > 1 else _one
         self.differing: list[tuple[Any, ...]] = []  # keys of the first DETAILED_PER_COLLECTION differing rows
         self.stored = stored
-        self.cursor: tuple[Any, str] | None = None  # (key, digest) of the database row under the cursor
-        self.cursor_key: Any = None
-        self._advance()
+        self.cursor: tuple[Any, str] | None = next(stored, None)  # (key, digest) of the database row under it
         self.ahead: OrderedDict[Any, str] = OrderedDict()  # database rows passed by the cursor, not paired yet
         self.export_pending: list[tuple[Any, ...]] = []  # (*key, digest, location), not written yet
         self.db_pending: list[tuple[Any, ...]] = []  # (*key, digest), not written yet
@@ -93,8 +91,8 @@ class KeyMerge:
         )
 
     # -- the tally --------------------------------------------------------------------------
-    def tally(self, key: tuple[Any, ...], exported: str, stored: str) -> None:
-        """Count a paired row, matching or differing by digest (the first differing keys are kept)."""
+    def tally(self, key: Any, exported: str, stored: str) -> None:
+        """Count a paired row, matching or differing by digest (the keys of the first differing rows are kept)."""
         check = self.check
         check.db_rows += 1
         if exported == stored:
@@ -102,15 +100,20 @@ class KeyMerge:
         else:
             check.differing += 1
             if len(self.differing) < DETAILED_PER_COLLECTION:
-                self.differing.append(key)
+                self.differing.append(self.as_tuple(key))
 
     # -- pairing as the export comes --------------------------------------------------------
     def pair(self, key: Any, digest: str) -> bool:
         """Pair an export row with its database row and count it; False when it has none yet (see `spill`)."""
-        stored = self._stored_digest(key)
+        cursor = self.cursor
+        if cursor is not None and key == cursor[0]:  # an export in key order pairs here, row after row
+            self.cursor = next(self.stored, None)
+            self.tally(key, digest, cursor[1])
+            return True
+        stored = self._off_cursor(key)
         if stored is None:
             return False
-        self.tally(self.as_tuple(key), digest, stored)
+        self.tally(key, digest, stored)
         return True
 
     def spill(self, key: Any, digest: str, location: str) -> None:
@@ -121,21 +124,11 @@ class KeyMerge:
 
     def _advance(self) -> None:
         self.cursor = next(self.stored, None)
-        self.cursor_key = self.cursor[0] if self.cursor is not None else None
 
-    def _take(self) -> str:
-        """The digest under the cursor; the cursor moves on."""
-        assert self.cursor is not None
-        digest = self.cursor[1]
-        self._advance()
-        return digest
-
-    def _stored_digest(self, key: Any) -> str | None:
-        """The digest of the database row with `key`: under the cursor, passed by it, or near ahead of it."""
-        if self.cursor is not None and key == self.cursor_key:
-            return self._take()
+    def _off_cursor(self, key: Any) -> str | None:
+        """The digest of the database row with a key not under the cursor: passed by it, or near ahead of it."""
         found = self.ahead.pop(key, None)
-        if found is None and self.cursor is not None and self.cursor_key < key and self._near(key):
+        if found is None and self.cursor is not None and self.cursor[0] < key and self._near(key):
             found = self._read_ahead_to(key)
         return found
 
@@ -145,17 +138,21 @@ class KeyMerge:
         Asked only when an export row's key is ahead of the database cursor: near, the
         cursor reads on to it; far (a hashed id out of creation order), the row spills.
         """
-        low = self.cursor_key
+        assert self.cursor is not None
+        low = self.cursor[0]
         bounds = (*low, *key) if self.n > 1 else (low, key)
         row = self.conn.execute(self.near_sql, bounds).fetchone()
         return bool(row is not None and row[0] < READ_AHEAD)
 
     def _read_ahead_to(self, key: Any) -> str | None:
         """Move the cursor to `key`, keeping the rows it passes in `ahead`; the digest if it is there."""
-        while self.cursor is not None and self.cursor_key < key:
-            self.ahead[self.cursor_key] = self.cursor[1]
+        while self.cursor is not None and self.cursor[0] < key:
+            self.ahead[self.cursor[0]] = self.cursor[1]
             self._advance()
-        found = self._take() if self.cursor is not None and self.cursor_key == key else None
+        found = None
+        if self.cursor is not None and self.cursor[0] == key:
+            found = self.cursor[1]
+            self._advance()
         if len(self.ahead) > MAX_AHEAD:
             while len(self.ahead) > MAX_AHEAD // 2:
                 old, digest = self.ahead.popitem(last=False)
@@ -182,7 +179,7 @@ class KeyMerge:
             self.db_pending.append((*self.as_tuple(old), digest))
         self.ahead.clear()
         while self.cursor is not None:
-            self.db_pending.append((*self.as_tuple(self.cursor_key), self.cursor[1]))
+            self.db_pending.append((*self.as_tuple(self.cursor[0]), self.cursor[1]))
             if len(self.db_pending) >= SPILL_BATCH:
                 self._flush(self.db_insert, self.db_pending)
             self._advance()
@@ -225,7 +222,7 @@ class KeyMerge:
                 d = next(stored, None)
             else:
                 assert e is not None and d is not None and e_key is not None
-                self.tally(e_key, e[n], d[n])
+                self.tally(e_key if n > 1 else e_key[0], e[n], d[n])  # the key as `pair` has it
                 e = next(exported, None)
                 d = next(stored, None)
 
