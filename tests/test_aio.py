@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import os
+import threading
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from pychat_db.aio.session import AsyncSession
 from pychat_db.connection import connect
 from pychat_db.database import Database
 from pychat_db.errors import ConstraintViolation, NotFound, SchemaMismatch
+from pychat_db.generated.queries import tags as tags_q
 from pychat_db.models import Configuration, Message, ModeOutput, Tag, Thread
 
 BASE = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)
@@ -286,8 +288,8 @@ def test_cancellation_at_every_await_leaves_the_database_as_before(
             await _multi_write(db)
             points = calls.names[start:]
             full = dump(path)
-            assert points[0] == "begin" and points[-1] == "commit", points
-            assert len(points) >= 12, points  # BEGIN, every statement of every write, COMMIT
+            # BEGIN, one call per repository method (its statements, savepoint included, run in the worker), COMMIT
+            assert points == ["begin", *["run_plan"] * 7, "commit"], points
             await db.threads.delete(2)  # the tags and the message go with the thread; the tags are left
             for name in ("red", "blue"):
                 tag = next(t for t in await db.tags.list() if t.name == name)
@@ -316,6 +318,67 @@ def test_cancellation_at_every_await_leaves_the_database_as_before(
                 # the database is usable at once: the lock is free and no transaction is left open
                 assert [t.name for t in await db.threads.list()] == ["before"]
             assert dump(path)["threads"] == before["threads"]
+
+    run_in(framework, main)
+
+
+# A statement long enough that the worker is still in it when the task is cancelled (APSW's progress
+# handler then interrupts it; uninterrupted it would run for seconds and the write would be kept).
+_LONG = "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 30000000) SELECT count(*) FROM c"
+
+
+@pytest.mark.parametrize("framework", ["asyncio", "trio"])
+@pytest.mark.parametrize("in_block", [False, True], ids=["own-transaction", "inside-a-block"])
+def test_a_task_cancelled_while_its_method_runs_in_the_worker_leaves_nothing(
+    path: Path, monkeypatch: pytest.MonkeyPatch, framework: str, in_block: bool
+) -> None:
+    """A method's statements run in one worker call: cancelled halfway, its transaction or savepoint is undone there."""
+    linked = threading.Event()
+    attach_tags = tags_q.attach_tags
+
+    def slow_attach_tags(conn: apsw.Connection, **kwargs: Any) -> Any:
+        result = attach_tags(conn, **kwargs)  # the message and its links are written ...
+        linked.set()
+        conn.execute(_LONG).fetchall()  # ... and the plan is still running when the task is cancelled
+        return result
+
+    async def create(db: AsyncDatabase, thread_id: int, tag: Tag) -> None:
+        message = Message(thread_id=thread_id, text="m", timestamp=at(1), tags=(tag,))
+        if in_block:
+            async with db.transaction():
+                await db.threads.create(Thread(name="in the block", created_at=at(2)))
+                await db.messages.create(message)
+        else:
+            await db.messages.create(message)
+
+    async def main() -> None:
+        async with AsyncDatabase(path, seed_modes=False, readers=1) as db:
+            thread = await db.threads.create(Thread(name="t", created_at=at(0)))
+            tag = await db.tags.create(Tag(name="red"))
+            before = dump(path)
+            monkeypatch.setattr(tags_q, "attach_tags", slow_attach_tags)
+
+            async def cancel_when_linked(cancel: Callable[[], object]) -> None:
+                while not linked.is_set():
+                    await (trio.sleep(0.001) if framework == "trio" else asyncio.sleep(0.001))
+                cancel()
+
+            if framework == "trio":
+                with trio.CancelScope() as scope:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(cancel_when_linked, scope.cancel)
+                        await create(db, thread.id or 0, tag)
+                assert scope.cancelled_caught
+            else:
+                task = asyncio.ensure_future(create(db, thread.id or 0, tag))
+                await cancel_when_linked(task.cancel)
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+            monkeypatch.setattr(tags_q, "attach_tags", attach_tags)
+            assert dump(path) == before
+            # the writer is free and no transaction is left open
+            await db.messages.create(Message(thread_id=thread.id or 0, text="after", timestamp=at(3), tags=(tag,)))
+            assert [m.text for m in await db.messages.list(thread.id or 0)] == ["after"]
 
     run_in(framework, main)
 

@@ -4,10 +4,11 @@ A plan is a generator: it yields a step (a generated query with its arguments, o
 nested plan to run as a transaction or a snapshot) and receives the step's result,
 so the method's logic (which queries, in which order, what a missing row or a
 FOREIGN KEY failure means) has no I/O of its own. `run(session, plan)` carries it out
-on a `Session` (the sync repositories); `pychat_db.aio` carries the same plan out on
-APSW's async connection, awaiting each step. A step that fails is thrown back into the
-plan as the library's error (`pychat_db.errors.translate`), so a plan catches
-`ConstraintViolation` where it is raised, as sync code would.
+on a `Session`: the sync repositories call it directly, and `pychat_db.aio` calls it
+in the worker thread of APSW's async connection, one trip per method. A step that
+fails is thrown back into the plan as the library's error
+(`pychat_db.errors.translate`), so a plan catches `ConstraintViolation` where it is
+raised, as sync code would.
 
 `yield from step` gives the step's typed result: `row = yield from query("threads",
 threads_q.get_thread, id=id)` is a `ThreadRow | None` for mypy.

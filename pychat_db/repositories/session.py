@@ -79,6 +79,10 @@ class Session:
         self.conn = conn
         self._names = itertools.count(1)
 
+    def savepoint_name(self) -> str:
+        """A name for a new level, unique on this session (an async session's levels share it)."""
+        return f"pychat_db_{next(self._names)}"
+
     @contextmanager
     def errors(self, table: str) -> Iterator[None]:
         """Translate APSW errors raised in the block (`table`: the table being read or written)."""
@@ -91,7 +95,7 @@ class Session:
     def transaction(self) -> Iterator[None]:
         """A write transaction (outermost: BEGIN IMMEDIATE … COMMIT) or a savepoint inside one."""
         outermost = not self.conn.in_transaction
-        name = f"pychat_db_{next(self._names)}"
+        name = self.savepoint_name()
         begin(self.conn, outermost, name)
         try:
             yield
