@@ -16,7 +16,7 @@ decoder shows the generated line.
 from __future__ import annotations
 
 import base64
-import hashlib
+import itertools
 import linecache
 import struct
 from collections.abc import Callable
@@ -166,11 +166,16 @@ def compile_fast_row(
     return fast
 
 
+_FILENAMES: dict[str, str] = {}  # generated source → the name it is registered under (one per source)
+_SERIAL = itertools.count(1)
+
+
 def _define(source: str, title: str, namespace: dict[str, Any]) -> dict[str, Any]:
     """Run generated `source` in `namespace`, registered with `linecache` under a name made of `title` and
-    the source's hash, so that tracebacks, `inspect` and profilers show the generated lines."""
-    digest = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()[:12]
-    filename = f"<{title} {digest}>"
+    a number (the same for the same source), so that tracebacks, `inspect` and profilers show its lines."""
+    filename = _FILENAMES.get(source)
+    if filename is None:  # not hashlib: loading OpenSSL would cost every reading process 3 MB
+        filename = _FILENAMES.setdefault(source, f"<{title} #{next(_SERIAL)}>")
     # mtime None: `linecache.checkcache` keeps the entry (there is no file to check it against).
     linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
     exec(compile(source, filename, "exec"), namespace)
