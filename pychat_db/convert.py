@@ -15,6 +15,8 @@ import enum
 import re
 from typing import TypeVar
 
+from pychat_db.errors import PychatDbError
+
 UTC = dt.UTC
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -26,7 +28,7 @@ MIN_MICROS = -62135596800000000
 MAX_MICROS = 253402300799999999
 
 
-class NaiveDatetimeError(ValueError):
+class NaiveDatetimeError(PychatDbError, ValueError):
     """A datetime without a timezone: which instant it means is unknown."""
 
 

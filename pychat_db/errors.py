@@ -1,4 +1,22 @@
-"""The library's own exceptions. Driver (APSW) errors never leave the library raw."""
+"""The library's own exceptions. Driver (APSW) errors never leave the library raw.
+
+Every error pychat_db raises derives from `PychatDbError`, so a caller catches one type. The general ones
+live here; an error that belongs to one room lives beside the code that raises it:
+
+- `MigrationError`, `SchemaMismatch`, `NotFound`, `ConstraintViolation` (here): the database and the
+  repositories;
+- `pychat_db.convert.NaiveDatetimeError` (also a `ValueError`): a datetime without a time zone;
+- `pychat_db.exchange`: `reader.ExportError` (a source refused, with its `Problem`), `codec.FieldError`
+  (one field, also a `ValueError`), `loader.ImportFailed` (the import's report), `verify.VerifyError`,
+  `writer.ExportWriteError`;
+- `pychat_db.isar`: `format.IsarFormatError`, `storage.StorageError` (and `NeedsRecovery`);
+- `pychat_db.locks.DatabaseInUse`, `pychat_db.legacy.LegacyStoreError`,
+  `pychat_db.repositories.methods.UndescribedMethod`, and the switch-over's `SettingsError`,
+  `SecondaryWriteError` and `OutOfSync`.
+
+The commands (`pychat_db.cli`) match these classes, never their names. `codegen.errors.CodegenError` is not
+one of them: codegen is a development tool outside the library.
+"""
 
 from __future__ import annotations
 

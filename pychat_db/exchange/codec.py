@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from pychat_db import convert
+from pychat_db.errors import PychatDbError
 from pychat_db.exchange.contract import COLLECTIONS, MESSAGE_TYPES, Collection, Field, Kind
 
 SqlValue = int | str | bytes | None
@@ -49,7 +50,7 @@ class NaiveTimezone(enum.StrEnum):
     REJECT = "reject"
 
 
-class FieldError(ValueError):
+class FieldError(PychatDbError, ValueError):
     """One refused value: `field` is the contract (camelCase) name, or None for the whole row."""
 
     def __init__(self, field: str | None, reason: str) -> None:

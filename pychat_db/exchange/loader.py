@@ -201,7 +201,7 @@ class ImportReport:
         }
 
 
-class ImportFailed(Exception):
+class ImportFailed(PychatDbError):
     """The import was refused or a check failed; the target is untouched. `report.problems` says why."""
 
     def __init__(self, report: ImportReport) -> None:
@@ -539,6 +539,8 @@ def import_source(source: Source, target: str | os.PathLike[str], options: Impor
         return report
     except DatabaseInUse as exc:
         raise _in_use(report, exc) from exc
+    except ImportFailed:
+        raise
     except (OSError, apsw.Error, PychatDbError) as exc:  # I/O error, full disk, failed migration
         raise refuse(f"cannot write: {exc}") from None
     finally:

@@ -42,6 +42,7 @@ from typing import IO, Any, Protocol
 
 import msgspec
 
+from pychat_db.errors import PychatDbError
 from pychat_db.exchange.codec import FieldError, NaiveTimezone, Row, RowCodec
 from pychat_db.exchange.contract import (
     BY_NAME,
@@ -154,7 +155,7 @@ class Problem:
         return cls(collection, item.location, err.field, err.reason, item.text)
 
 
-class ExportError(Exception):
+class ExportError(PychatDbError):
     """The export cannot be read on: a structural fault (names the file, and the line when there is one)."""
 
     def __init__(self, problem: Problem) -> None:
