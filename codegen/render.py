@@ -282,7 +282,7 @@ def _docstring(text: str, indent: str = "    ") -> str:
 
 def _query_context(q: Query, schema: Schema) -> dict[str, Any]:
     """What the template needs of one query: its description (parameters → SQLite values), how
-    `pychat_db.querying` binds it (`decorator`), its decoder, and its variants (`name_iter`, ...)."""
+    `pychat_db.querying` binds it (`decorator`), its decoder, and its variants (`name_iter`, `name_async`)."""
     mapper = f"{mapper_prefix(q.row_table)}_from_db" if q.row_table else f"_{q.name}_from_db"
     single = q.columns[0].type.with_nullable(True) if len(q.columns) == 1 else None
     many = q.operation == EXECUTE_MANY
@@ -309,7 +309,7 @@ def _query_context(q: Query, schema: Schema) -> dict[str, Any]:
     if q.operation == SELECT:
         ctx.update(kind="list", decorator=f"_QUERIES.select({mapper})")
         if q.readonly:  # streaming (export); a select that writes runs to its end
-            ctx["variants"] = [(f"{q.name}_iter", "iter")]
+            ctx["variants"].append((f"{q.name}_iter", "iter"))
     elif needs_row:
         ctx.update(kind="row", decorator=f"_QUERIES.select_one({mapper})")
     elif q.operation in (SELECT_VALUE, INSERT_RETURNING):
@@ -326,6 +326,7 @@ def _query_context(q: Query, schema: Schema) -> dict[str, Any]:
         ctx.update(kind="many", decorator="_QUERIES.execute_many")
     else:
         ctx.update(kind="script", decorator="_QUERIES.script")
+    ctx["variants"].append((f"{q.name}_async", "aio"))  # the same on an APSW async connection, awaited
     return ctx
 
 

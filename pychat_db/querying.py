@@ -5,8 +5,8 @@ does: names, operations, declared parameters, the SQL). A generated wrapper is o
 query: a function whose signature is the query's parameters and whose body turns them into SQLite
 values (`Params`), bound by a `QueryFile` decorator to the query's SQL and to a decoder of its rows.
 The result (`Select`, `SelectOne`, ...) is the wrapper that callers call with a connection first;
-its variants (`Select.iter`) share that one description, and so can async ones (`sql`, `bind` and
-`decode` are public for that).
+its variants share that one description: `Select.iter` streams the rows, and every wrapper's `aio`
+runs the same statement on an APSW async connection (`apsw.Connection.as_async`), awaited.
 
 Every step is typed and checked by mypy: a caller's arguments against the description's signature,
 the description's bindings against `Params` (a datetime left unconverted is an error), the decoder
@@ -15,13 +15,18 @@ own typed API, making the calls aiosql's APSW adapter (its `GenericAdapter`) mak
 all rows, the first row or one row at a time; `executemany`; `Connection.changes()` for a count.
 aiosql's loaded query functions are typed `(*Any, **Any) -> Any`, so they are not what runs.
 
+The async variant binds the arguments in the caller (a wrong argument fails before anything is
+sent) and runs the rest, the statement and the decoding of its rows, in the connection's worker
+thread in one call (`AsyncConnection.async_run`), as the sync wrapper would. APSW types what
+`async_run` returns as `Any`: `_in_worker` gives it the type of the function that ran.
+
 Nothing here commits: writes belong in the caller's transaction (`with conn:`). APSW's exceptions
 leave as they are; the repositories turn them into `pychat_db.errors` ones.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Generic, ParamSpec, TypeAlias, TypeVar
 
@@ -54,8 +59,18 @@ Row: TypeAlias = tuple[SQLiteValue, ...]
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 _T = TypeVar("_T")
+_A = TypeVar("_A")
 
 _Op = SQLOperationType
+
+
+async def _in_worker(conn: apsw.AsyncConnection, run: Callable[[apsw.Connection, _A], _T], argument: _A) -> _T:
+    """`run(connection, argument)` in the worker thread of the async connection `conn`, awaited.
+
+    In its worker an async connection is the `Connection` it wraps, so `run` gets `conn` itself.
+    """
+    result: _T = await conn.async_run(run, conn, argument)  # async_run is typed `-> Any`: it returns run's result
+    return result
 
 
 def _rows(cursor: apsw.Cursor) -> Iterator[Row]:
@@ -155,7 +170,7 @@ class _Wrapper:
 
 
 class Select(_Wrapper, Generic[_P, _R]):
-    """`select(conn, **params) -> list[R]`, and `select.iter(conn, **params) -> Iterator[R]`."""
+    """`select(conn, **params) -> list[R]`, `select.iter(conn, ...) -> Iterator[R]`, `await select.aio(aconn, ...)`."""
 
     def __init__(self, sql: str, bind: Callable[_P, Params], decode: Callable[[Row], _R]) -> None:
         super().__init__(sql, bind)
@@ -163,8 +178,16 @@ class Select(_Wrapper, Generic[_P, _R]):
         self.decode = decode
 
     def __call__(self, conn: apsw.Connection, /, *args: _P.args, **kwargs: _P.kwargs) -> list[_R]:
+        return self.run(conn, self.bind(*args, **kwargs))
+
+    def run(self, conn: apsw.Connection, params: Params) -> list[_R]:
+        """The statement with `params` bound already."""
         decode = self.decode
-        return [decode(row) for row in conn.execute(self.sql, self.bind(*args, **kwargs)).fetchall()]
+        return [decode(row) for row in conn.execute(self.sql, params).fetchall()]
+
+    async def aio(self, conn: apsw.AsyncConnection, /, *args: _P.args, **kwargs: _P.kwargs) -> list[_R]:
+        """The same, on an APSW async connection: one call to its worker thread."""
+        return await _in_worker(conn, self.run, self.bind(*args, **kwargs))
 
     def iter(self, conn: apsw.Connection, /, *args: _P.args, **kwargs: _P.kwargs) -> Iterator[_R]:
         """The rows one at a time.
@@ -190,12 +213,20 @@ class SelectOne(_Wrapper, Generic[_P, _R]):
         self.decode = decode
 
     def __call__(self, conn: apsw.Connection, /, *args: _P.args, **kwargs: _P.kwargs) -> _R | None:
+        return self.run(conn, self.bind(*args, **kwargs))
+
+    def run(self, conn: apsw.Connection, params: Params) -> _R | None:
+        """The statement with `params` bound already."""
         cursor = conn.cursor()
         try:
-            row = next(_rows(cursor.execute(self.sql, self.bind(*args, **kwargs))), None)
+            row = next(_rows(cursor.execute(self.sql, params)), None)
         finally:
             cursor.close()
         return None if row is None else self.decode(row)
+
+    async def aio(self, conn: apsw.AsyncConnection, /, *args: _P.args, **kwargs: _P.kwargs) -> _R | None:
+        """The same, on an APSW async connection: one call to its worker thread."""
+        return await _in_worker(conn, self.run, self.bind(*args, **kwargs))
 
 
 class SelectValue(_Wrapper, Generic[_P, _T]):
@@ -207,12 +238,20 @@ class SelectValue(_Wrapper, Generic[_P, _T]):
         self.decode = decode
 
     def __call__(self, conn: apsw.Connection, /, *args: _P.args, **kwargs: _P.kwargs) -> _T | None:
+        return self.run(conn, self.bind(*args, **kwargs))
+
+    def run(self, conn: apsw.Connection, params: Params) -> _T | None:
+        """The statement with `params` bound already."""
         cursor = conn.cursor()
         try:
-            row = next(_rows(cursor.execute(self.sql, self.bind(*args, **kwargs))), None)
+            row = next(_rows(cursor.execute(self.sql, params)), None)
         finally:
             cursor.close()
         return None if row is None else self.decode(row[0])
+
+    async def aio(self, conn: apsw.AsyncConnection, /, *args: _P.args, **kwargs: _P.kwargs) -> _T | None:
+        """The same, on an APSW async connection: one call to its worker thread."""
+        return await _in_worker(conn, self.run, self.bind(*args, **kwargs))
 
 
 class Execute(_Wrapper, Generic[_P]):
@@ -223,8 +262,16 @@ class Execute(_Wrapper, Generic[_P]):
         self.bind = bind
 
     def __call__(self, conn: apsw.Connection, /, *args: _P.args, **kwargs: _P.kwargs) -> int:
-        conn.execute(self.sql, self.bind(*args, **kwargs)).close()
+        return self.run(conn, self.bind(*args, **kwargs))
+
+    def run(self, conn: apsw.Connection, params: Params) -> int:
+        """The statement with `params` bound already."""
+        conn.execute(self.sql, params).close()
         return conn.changes()
+
+    async def aio(self, conn: apsw.AsyncConnection, /, *args: _P.args, **kwargs: _P.kwargs) -> int:
+        """The same, on an APSW async connection: one call to its worker thread."""
+        return await _in_worker(conn, self.run, self.bind(*args, **kwargs))
 
 
 class ExecuteMany(_Wrapper, Generic[_T]):
@@ -236,11 +283,29 @@ class ExecuteMany(_Wrapper, Generic[_T]):
 
     def __call__(self, conn: apsw.Connection, rows: Iterable[_T], /) -> None:
         bind = self.bind
-        conn.executemany(self.sql, (bind(row) for row in rows)).close()
+        self.run(conn, (bind(row) for row in rows))
+
+    def run(self, conn: apsw.Connection, params: Iterable[Params]) -> None:
+        """The statement once per item of `params`, each bound already."""
+        conn.executemany(self.sql, params).close()
+
+    async def aio(self, conn: apsw.AsyncConnection, rows: Iterable[_T], /) -> None:
+        """The same, on an APSW async connection: one call to its worker thread (the items bound first)."""
+        bind = self.bind
+        params: Sequence[Params] = [bind(row) for row in rows]
+        await _in_worker(conn, self.run, params)
 
 
 class Script(_Wrapper):
     """`script(conn) -> None`: the statements as they are."""
 
     def __call__(self, conn: apsw.Connection, /) -> None:
+        self.run(conn, None)
+
+    def run(self, conn: apsw.Connection, params: None) -> None:
+        """The statements (`params`: None, a script has none)."""
         conn.execute(self.sql).close()
+
+    async def aio(self, conn: apsw.AsyncConnection, /) -> None:
+        """The same, on an APSW async connection: one call to its worker thread."""
+        await _in_worker(conn, self.run, None)

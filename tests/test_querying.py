@@ -2,12 +2,14 @@
 
 The wrappers themselves are run by the golden `wrappers` case (tests/test_codegen.py) and by every
 repository test; this file checks what is particular to the layer: the wrappers' types reach mypy
-(a wrong call is an error), a stale wrapper fails at import, `_iter` releases its statement, and a
-single value's stored type is checked.
+(a wrong call is an error, async variants too), a stale wrapper fails at import, `_iter` releases its
+statement, a single value's stored type is checked, and each kind of wrapper's async variant gives
+what the sync one gives, on APSW's async connection.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 import subprocess
@@ -17,11 +19,14 @@ from pathlib import Path
 
 import apsw
 import pytest
+import trio
 
 from pychat_db import convert
+from pychat_db.connection import connect
 from pychat_db.generated.mappers import thread_from_db
 from pychat_db.generated.queries import threads
 from pychat_db.generated.rows import ThreadRow
+from pychat_db.migrations import migrate
 from pychat_db.querying import Params, QueryFile, SQLiteValue
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -151,6 +156,16 @@ from pychat_db.generated.rows import ThreadRow
 from pychat_db.querying import Params, QueryFile
 
 
+async def async_calls(aconn: apsw.AsyncConnection) -> None:
+    found: ThreadRow | None = await threads.get_thread_async(aconn, id=1)
+    await threads.get_thread_async(aconn, id="1")  # E: arg-type
+    await threads.get_thread_async(conn=aconn, id=1)  # E: call-arg
+    page: list[ThreadRow] = await threads.list_threads_first_async(aconn, page_limit=5)
+    changed: int = await tags.delete_tag_async(aconn, id=1)  # E: assignment
+    threads.get_thread_async(aconn, id=1).id  # E: attr-defined
+    print(found, page, changed)
+
+
 def calls(conn: apsw.Connection, when: dt.datetime) -> None:
     found: ThreadRow | None = threads.get_thread(conn, id=1)
     page: list[ThreadRow] = threads.list_threads_before(conn, before_created_at=when, before_id=1, page_limit=5)
@@ -181,7 +196,7 @@ def test_mypy_checks_every_call_of_a_wrapper(tmp_path: Path) -> None:
     source.write_text(_CALLS, encoding="utf-8")
     marks = [(number, re.search(r"# E: ([\w-]+)$", line)) for number, line in enumerate(_CALLS.splitlines(), 1)]
     wanted = {(number, mark.group(1)) for number, mark in marks if mark is not None}
-    assert len(wanted) == 9
+    assert len(wanted) == 13
     done = subprocess.run(
         [
             str(Path(sys.executable).parent / "mypy"),
@@ -202,3 +217,80 @@ def test_mypy_checks_every_call_of_a_wrapper(tmp_path: Path) -> None:
         for m in re.finditer(r"calls\.py:(\d+): error: .*\[([\w-]+)\]$", done.stdout, re.MULTILINE)
     }
     assert found == wanted, textwrap.indent(done.stdout, "  ")
+
+
+# -- the async variants -------------------------------------------------------------------------------
+
+_MANY_SQL = """\
+-- name: add_threads*!
+-- Store threads, one statement per item.
+INSERT INTO threads (id, name, created_at) VALUES (:id, :name, '2024-05-01T12:00:00.000000Z');
+
+-- name: drop_threads#
+-- Remove every thread.
+DELETE FROM threads;
+"""
+
+
+@pytest.mark.parametrize("framework", ["asyncio", "trio"])
+def test_each_wrapper_s_async_variant_gives_what_the_sync_one_gives(
+    tmp_path: Path, queries: QueryFile, framework: str
+) -> None:
+    """Select, SelectOne, SelectValue, Execute, ExecuteMany and Script, awaited on `Connection.as_async`."""
+    path = tmp_path / "chat.db"
+    conn = connect(path)
+    migrate(conn)
+    _add_threads(conn, 3)
+
+    @queries.select(thread_from_db)
+    def list_threads() -> Params:
+        return {}
+
+    @queries.select_value(convert.str_from_db)
+    def count_threads() -> Params:
+        return {}
+
+    @queries.execute
+    def rename_thread(*, id: int, name: str) -> Params:
+        return {"id": id, "name": name}
+
+    many = QueryFile(_write(tmp_path / "many.sql", _MANY_SQL))
+
+    @many.execute_many
+    def add_threads(row: tuple[int, str]) -> Params:
+        return {"id": row[0], "name": row[1]}
+
+    @many.script
+    def drop_threads() -> None:
+        """Remove every thread."""
+
+    expected = (threads.get_thread(conn, id=2), list_threads(conn), count_threads(conn))
+    conn.close()
+
+    async def main() -> tuple[object, ...]:
+        aconn = await apsw.Connection.as_async(str(path))
+        try:
+            answers = (
+                await threads.get_thread_async(aconn, id=2),
+                await list_threads.aio(aconn),
+                await count_threads.aio(aconn),
+            )
+            with pytest.raises(TypeError, match="unexpected keyword argument 'nope'"):
+                await threads.get_thread_async(aconn, nope=2)  # type: ignore[call-arg]
+            renamed = await rename_thread.aio(aconn, id=1, name="renamed")
+            missing = await rename_thread.aio(aconn, id=99, name="x")
+            await add_threads.aio(aconn, [(10, "ten"), (11, "eleven")])
+            names = [row.name for row in await list_threads.aio(aconn)]
+            await drop_threads.aio(aconn)
+            left = await count_threads.aio(aconn)
+            return (*answers, renamed, missing, names, left)
+        finally:
+            await aconn.aclose()
+
+    result = asyncio.run(main()) if framework == "asyncio" else trio.run(main)
+    assert result == (*expected, 1, 0, ["renamed", "t2", "t3", "ten", "eleven"], "0")
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
