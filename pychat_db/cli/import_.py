@@ -191,7 +191,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
                 progress=progress,
             )
             report = import_source(source, args.db, options)
-            reader = getattr(source, "reader", None)  # an .isar file read by a reader process
+            reader = source.second_process  # an .isar file read by a reader process
             reader_rss = reader.peak_rss_kb if reader is not None else None
             kept = None if args.dry_run else args.keep_removed  # a dry run writes nothing
             if kept is not None:  # after the import: nothing is written when it is refused

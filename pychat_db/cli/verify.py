@@ -194,7 +194,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
                 source=source,
                 jobs=args.jobs,
             )
-            reader = getattr(source, "reader", None)
+            reader = source.second_process if source is not None else None
             reader_rss = reader.peak_rss_kb if reader is not None else None
     except (VerifyError, ExportError) as exc:
         message = str(exc)

@@ -257,9 +257,9 @@ class _Loader:
         columns = ", ".join(collection.columns)
         marks = ", ".join("?" * len(collection.columns))
         sql = f"INSERT INTO {collection.table} ({columns}) VALUES ({marks})"
-        chunks = getattr(self.source, "chunks", None)  # a source that reads in chunks: ExportDirectory, IsarSource
+        chunks = self.source.chunks(collection)  # a source that reads in chunks: ExportDirectory, IsarSource
         if chunks is not None:
-            self._load_chunks(collection, sql, stats, bytes_before, chunks(collection))
+            self._load_chunks(collection, sql, stats, bytes_before, chunks)
         else:
             self._insert_items(collection, sql, stats, bytes_before, self.source.items(collection))
         stats.seconds = time.perf_counter() - started

@@ -126,6 +126,11 @@ class IsarSource(MappingSource):
         so an empty link is the only orphan an Isar file has.)"""
         self.recovery = recovery
 
+    @property
+    def second_process(self) -> ReaderProcess | None:
+        """The reader process, while there is one."""
+        return self.reader
+
     def close(self) -> None:
         """Stop the reader process, if any (the source reads on in this process)."""
         if self.reader is not None:
