@@ -50,16 +50,27 @@ class NullReads:
         return self.defaults[field]
 
 
+def _required(field: str, prop: Property, read: Callable[[ObjectReader, Property], Any], nulls: NullReads) -> Getter:
+    """`read(obj, prop)`, a null read as the app reads it (counted) or refused (`nulls`)."""
+
+    def get(obj: ObjectReader) -> Any:
+        value = read(obj, prop)
+        if value is None:
+            return nulls.read(obj, field)
+        return value
+
+    return get
+
+
 def _text_getter(field: str, prop: Property | None, nullable: bool, nulls: NullReads) -> Getter:
     if prop is None:
         return _absent(field, nullable, nulls)
+    if not nullable:
+        return _required(field, prop, ObjectReader.read_string, nulls)
     string = ObjectReader.read_string
 
     def get(obj: ObjectReader) -> Any:
-        value = string(obj, prop)
-        if value is None and not nullable:
-            return nulls.read(obj, field)
-        return value
+        return string(obj, prop)
 
     return get
 
@@ -95,14 +106,7 @@ def _timestamp_getter(field: str, prop: Property | None, nulls: NullReads) -> Ge
 def _bool_getter(field: str, prop: Property | None, nulls: NullReads) -> Getter:
     if prop is None:
         return _absent(field, False, nulls)
-
-    def get(obj: ObjectReader) -> Any:
-        value = obj.read_bool(prop)
-        if value is None:
-            return nulls.read(obj, field)
-        return value
-
-    return get
+    return _required(field, prop, ObjectReader.read_bool, nulls)
 
 
 def _enum_getter(field: str, prop: Property | None, nulls: NullReads) -> Getter:
@@ -113,14 +117,7 @@ def _enum_getter(field: str, prop: Property | None, nulls: NullReads) -> Getter:
         return _absent(field, False, nulls)
     names = ", ".join(MESSAGE_TYPES)
     if prop.type is DataType.String:
-
-        def by_name(obj: ObjectReader) -> Any:
-            value = obj.read_string(prop)
-            if value is None:
-                return nulls.read(obj, field)
-            return value
-
-        return by_name
+        return _required(field, prop, ObjectReader.read_string, nulls)
     read = ObjectReader.read_byte if prop.type is DataType.Byte else ObjectReader.read_int
 
     def by_ordinal(obj: ObjectReader) -> Any:
