@@ -36,3 +36,36 @@ def test_bench_repos_usage_errors() -> None:
     result = run_module("tools.bench", "repos", "--threads", "0")
     assert result.returncode == 2
     assert "need --threads >= 1" in result.stderr
+
+
+def test_bench_repos_async_prints_its_table(tmp_path: Path) -> None:
+    db = tmp_path / "bench.db"
+    args = ["--threads", "20", "--messages", "400", "--runs", "3", "--inserts", "20", "--page", "5", "--db", db]
+    args += ["--async", "--concurrency", "1,3", "--readers", "2", "--idle", "0.05"]
+    result = run_module("tools.bench", "repos", *args)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[1] == "database: 20 threads, 400 messages, 400 tag links; page size 5"
+    header = "| page | concurrent readers | async p50 ms | async p99 ms | sync p50 ms | sync p99 ms | async/sync p50 |"
+    assert header in lines
+    cells = [line.split(" | ")[:2] for line in lines if line.startswith("| ") and "---" not in line][1:]
+    assert [(name.lstrip("| "), readers) for name, readers in cells] == [
+        ("threads page", "1"),
+        ("messages page (5, with tags)", "1"),
+        ("threads page", "1 + writer"),
+        ("threads page", "3 + writer"),
+        ("messages page (5, with tags)", "1 + writer"),
+        ("messages page (5, with tags)", "3 + writer"),
+    ]
+    assert any(line.startswith("inserts (20 messages with tags, one create each): async ") for line in lines)
+    assert any(line.startswith("the loop's longest stall while inserting: ") for line in lines)
+    # The writer's and the inserts' messages are gone again: the database is as it was.
+    again = run_module("tools.bench", "repos", *args, "--quiet")
+    assert again.returncode == 0 and again.stderr == ""
+    assert again.stdout.splitlines()[1] == lines[1]
+
+
+def test_bench_repos_async_usage_errors() -> None:
+    result = run_module("tools.bench", "repos", "--async", "--concurrency", "0")
+    assert result.returncode == 2
+    assert "every --concurrency >= 1" in result.stderr

@@ -6,6 +6,10 @@ spread evenly; about one tag link per message, 50 tags; ties on created_at and
 timestamp included), then times, through `pychat_db.Database` and its
 repositories, each operation `--runs` times and prints the median (and p95, min)
 in milliseconds. Reads run on a warm cache. Asserts nothing.
+
+With `--async`, times `pychat_db.aio.AsyncDatabase` beside `Database` instead: pages
+under 1, 10 and 100 concurrent readers and a writer, inserts per second, the event
+loop's longest stall (`tools/bench/repos_async.py`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from pychat_db.connection import connect
 from pychat_db.database import Database
 from pychat_db.migrations import migrate
 from pychat_db.models import Message, Thread
+from tools.bench import repos_async
 
 TAGS = 50
 EPOCH_BASE = 1_600_000_000  # 2020-09-13: the first thread's creation, in Unix seconds
@@ -133,9 +138,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--page", type=int, default=50, help="page size of the listings")
     parser.add_argument("--db", type=Path, help="reuse (or create) the benchmark database here instead of a temp dir")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    repos_async.add_arguments(parser)
     args = parser.parse_args(argv)
     if args.threads < 1 or args.messages < args.threads or args.runs < 1 or args.write_runs < 1:
         parser.error("need --threads >= 1, --messages >= --threads, --runs >= 1, --write-runs >= 1")
+    if args.readers < 0 or min(args.concurrency) < 1:
+        parser.error("need --readers >= 0 and every --concurrency >= 1")
 
     def progress(text: str) -> None:
         if not args.quiet:
@@ -148,16 +156,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             start = time.perf_counter()
             counts = build(path, args.threads, args.messages)
             progress(f"built in {time.perf_counter() - start:.1f} s: {counts}")
+        if args.async_:
+            lines = repos_async.run(path, args, progress)
+            print(f"machine: {machine()}")
+            with Database(path) as db:
+                print(_describe(db, args.page))
+            print()
+            print("\n".join(lines))
+            return 0
         with Database(path) as db:
             return _run(db, args, progress)
 
 
-def _run(db: Database, args: argparse.Namespace, progress: Callable[[str], None]) -> int:
-    rng = random.Random(42)
+def _describe(db: Database, page: int) -> str:
+    """The report's database line: row counts and page size."""
     counts = {
         table: int(db.connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # type: ignore[index]
         for table in ("threads", "messages", "message_tags")
     }
+    return (
+        f"database: {counts['threads']} threads, {counts['messages']} messages, {counts['message_tags']} tag links; "
+        f"page size {page}"
+    )
+
+
+def _run(db: Database, args: argparse.Namespace, progress: Callable[[str], None]) -> int:
+    rng = random.Random(42)
+    database = _describe(db, args.page)
     thread_ids = [int(r[0]) for r in db.connection.execute("SELECT id FROM threads ORDER BY id")]
     middle = db.threads.list(limit=len(thread_ids) // 2)[-1]
     results: list[tuple[str, list[float]]] = []
@@ -212,10 +237,7 @@ def _run(db: Database, args: argparse.Namespace, progress: Callable[[str], None]
     results.append((f"messages: {args.inserts} inserts in one transaction", write_samples))
 
     print(f"machine: {machine()}")
-    print(
-        f"database: {counts['threads']} threads, {counts['messages']} messages, {counts['message_tags']} tag links; "
-        f"page size {args.page}"
-    )
+    print(database)
     print()
     print("| operation | runs | median ms | p95 ms | min ms |")
     print("|---|---:|---:|---:|---:|")

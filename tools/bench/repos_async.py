@@ -1,0 +1,279 @@
+"""`python -m tools.bench repos --async`: `pychat_db.aio.AsyncDatabase` beside `Database` on the same database.
+
+On the database `tools.bench repos` builds, under asyncio:
+
+* page latency, p50 and p99, of a threads page (`threads.list`) and of a chat page with
+  its tags (`messages.list_before`): read by one caller alone, a sync `Database` call and
+  an async one in turn (so that both see the same load); then async, by 1, 10 and 100
+  (`--concurrency`) tasks at once while one task writes (a message with tags at a time);
+* inserts per second: `--inserts` messages with tags, one `messages.create` each, async and sync;
+* the event loop's longest stall: a ticker task sleeps 1 ms in a loop and records how late
+  it wakes, while the inserts run, and with nothing else running (the machine's own floor:
+  on a loaded machine the scheduler alone makes stalls of several ms). The pages are timed
+  without the ticker, which would compete with them for the GIL.
+
+Every figure comes from the same process and database; the inserted messages are deleted
+afterwards, so the database stays as it was. Asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import random
+import statistics
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from pychat_db.aio import AsyncDatabase
+from pychat_db.aio.database import DEFAULT_READERS
+from pychat_db.database import Database
+from pychat_db.models import Message, Tag, Thread
+
+TICK = 0.001  # the ticker's sleep, in seconds
+
+
+@asynccontextmanager
+async def ticking() -> AsyncIterator[list[float]]:
+    """A task that sleeps `TICK` in a loop during the block; the list: how late each wake-up was (seconds)."""
+    lateness: list[float] = []
+    stop = False
+
+    async def tick() -> None:
+        last = time.perf_counter()
+        while not stop:
+            await asyncio.sleep(TICK)
+            now = time.perf_counter()
+            lateness.append(now - last - TICK)
+            last = now
+
+    task = asyncio.ensure_future(tick())
+    try:
+        yield lateness
+    finally:
+        stop = True
+        await task
+
+
+def percentile(samples: Sequence[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.3f}"
+
+
+def _stall(lateness: Sequence[float]) -> str:
+    """The longest and the p99 lateness of the ticker's wake-ups."""
+    if not lateness:
+        return "no tick"
+    return f"{max(lateness) * 1000:.1f} ms (p99 {percentile(lateness, 0.99) * 1000:.1f} ms)"
+
+
+@dataclass
+class Row:
+    operation: str
+    readers: int
+    writer: bool
+    async_samples: list[float]
+    sync_samples: list[float] | None
+
+
+def _message(thread_id: int, i: int, tags: Sequence[Tag], now: dt.datetime) -> Message:
+    return Message(
+        thread_id=thread_id,
+        text=f"bench insert {i}",
+        timestamp=now + dt.timedelta(microseconds=i),
+        tags=tuple(tags[: 1 + i % 2]),
+    )
+
+
+def _sync_inserts(path: Path, args: argparse.Namespace, tags: Sequence[Tag]) -> float:
+    """Sync inserts per second (one `messages.create` each)."""
+    with Database(path) as db:
+        thread = db.threads.create(Thread(name="bench inserts", created_at=dt.datetime.now(dt.UTC)))
+        assert thread.id is not None
+        now = dt.datetime.now(dt.UTC)
+        start = time.perf_counter()
+        for i in range(args.inserts):
+            db.messages.create(_message(thread.id, i, tags, now))
+        per_second: float = args.inserts / (time.perf_counter() - start)
+        db.threads.delete(thread.id)
+    return per_second
+
+
+@dataclass
+class Figures:
+    rows: list[Row]
+    written: int  # messages the writer added while the pages were read
+    inserts_per_second: float
+    inserting: list[float]  # the ticker's lateness while inserting
+    idle: list[float]  # ... and with nothing else running
+
+
+async def _async_figures(
+    path: Path,
+    args: argparse.Namespace,
+    thread_ids: Sequence[int],
+    tags: Sequence[Tag],
+    progress: Callable[[str], None],
+) -> Figures:
+    """Pages alone (sync and async calls in turn) and at each concurrency beside a writer; inserts; stalls."""
+    rng = random.Random(7)
+    async with ticking() as idle:
+        await asyncio.sleep(args.idle)
+    rows: list[Row] = []
+    with Database(path) as sync_db:
+        async with AsyncDatabase(path, readers=args.readers) as db:
+            pages: list[tuple[str, Callable[[int], object], Callable[[int], Awaitable[object]]]] = [
+                (
+                    "threads page",
+                    lambda _: sync_db.threads.list(limit=args.page),
+                    lambda _: db.threads.list(limit=args.page),
+                ),
+                (
+                    f"messages page ({args.page}, with tags)",
+                    lambda id: sync_db.messages.list_before(id, limit=args.page),
+                    lambda id: db.messages.list_before(id, limit=args.page),
+                ),
+            ]
+
+            async def warm() -> None:
+                for thread_id in thread_ids:
+                    await db.messages.list_before(thread_id, limit=args.page)
+
+            # Each connection has its own page cache: every page is read on each before timing.
+            for thread_id in thread_ids:
+                sync_db.messages.list_before(thread_id, limit=args.page)
+            await asyncio.gather(*(warm() for _ in range(3 * max(1, args.readers))))
+            for name, sync_call, async_call in pages:
+                progress(f"timing: {name}, sync and async in turn")
+                sync_samples: list[float] = []
+                async_samples: list[float] = []
+                for _ in range(args.runs):  # in turn, so that both see the same load on a shared machine
+                    thread_id = rng.choice(thread_ids)
+                    start = time.perf_counter()
+                    sync_call(thread_id)
+                    sync_samples.append(time.perf_counter() - start)
+                    start = time.perf_counter()
+                    await async_call(thread_id)
+                    async_samples.append(time.perf_counter() - start)
+                rows.append(Row(name, 1, False, async_samples, sync_samples))
+
+            writes = await db.threads.create(Thread(name="bench writer", created_at=dt.datetime.now(dt.UTC)))
+            assert writes.id is not None
+            writing = True
+            written = 0
+
+            async def writer() -> None:
+                nonlocal written
+                now = dt.datetime.now(dt.UTC)
+                while writing:
+                    await db.messages.create(_message(writes.id or 0, written, tags, now))
+                    written += 1
+
+            async def concurrently(call: Callable[[int], Awaitable[object]], readers: int) -> list[float]:
+                """`readers` tasks calling at once, `--runs` calls in all; each call's latency."""
+                samples: list[float] = []
+
+                async def reader() -> None:
+                    for _ in range(max(1, -(-args.runs // readers))):
+                        start = time.perf_counter()
+                        await call(rng.choice(thread_ids))
+                        samples.append(time.perf_counter() - start)
+
+                await asyncio.gather(*(reader() for _ in range(readers)))
+                return samples
+
+            writer_task = asyncio.ensure_future(writer())
+            for name, _, async_call in pages:
+                for readers in args.concurrency:
+                    progress(f"timing: {name}, {readers} reader(s) and a writer")
+                    rows.append(Row(name, readers, True, await concurrently(async_call, readers), None))
+            writing = False
+            await writer_task
+            await db.threads.delete(writes.id)
+
+            progress(f"timing: {args.inserts} inserts with tags (async)")
+            thread = await db.threads.create(Thread(name="bench inserts", created_at=dt.datetime.now(dt.UTC)))
+            assert thread.id is not None
+            now = dt.datetime.now(dt.UTC)
+            async with ticking() as inserting:
+                start = time.perf_counter()
+                for i in range(args.inserts):
+                    await db.messages.create(_message(thread.id, i, tags, now))
+                per_second = args.inserts / (time.perf_counter() - start)
+            await db.threads.delete(thread.id)
+    return Figures(rows, written, per_second, inserting, idle)
+
+
+def run(path: Path, args: argparse.Namespace, progress: Callable[[str], None]) -> list[str]:
+    """Measure; the report's lines."""
+    with Database(path) as db:
+        every = [int(row[0]) for row in db.connection.execute("SELECT id FROM threads ORDER BY id")]
+        # The threads whose pages are read, the same for sync and async.
+        thread_ids = random.Random(7).sample(every, min(len(every), args.runs))
+        tags = db.tags.list()
+    figures = asyncio.run(_async_figures(path, args, thread_ids, tags, progress))
+    progress(f"timing: {args.inserts} inserts with tags (sync)")
+    sync_inserts = _sync_inserts(path, args, tags)
+    lines = [
+        f"async: AsyncDatabase ({args.readers} read connections and the writer), asyncio; sync: Database. "
+        "Alone: one caller, a sync and an async call in turn; + writer: the async pages while one task wrote "
+        f"messages with tags ({figures.written} of them)",
+        "",
+        "| page | concurrent readers | async p50 ms | async p99 ms | sync p50 ms | sync p99 ms | async/sync p50 |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in figures.rows:
+        a50 = statistics.median(row.async_samples)
+        sync = row.sync_samples
+        sync_cells = (
+            f"{_ms(statistics.median(sync))} | {_ms(percentile(sync, 0.99))} | {a50 / statistics.median(sync):.2f}"
+            if sync
+            else "— | — | —"
+        )
+        lines.append(
+            f"| {row.operation} | {row.readers}{' + writer' if row.writer else ''} | "
+            f"{_ms(a50)} | {_ms(percentile(row.async_samples, 0.99))} | "
+            f"{sync_cells} |"
+        )
+    lines += [
+        "",
+        f"inserts ({args.inserts} messages with tags, one create each): async {figures.inserts_per_second:,.0f}/s, "
+        f"sync {sync_inserts:,.0f}/s",
+        f"the loop's longest stall while inserting: {_stall(figures.inserting)}; "
+        f"with nothing running: {_stall(figures.idle)}",
+    ]
+    return lines
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `--async` (see the module doc)."""
+    parser.add_argument(
+        "--async",
+        dest="async_",
+        action="store_true",
+        help="time pychat_db.aio.AsyncDatabase beside Database: pages under concurrent readers and a writer, "
+        "inserts per second, the event loop's longest stall",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[1, 10, 100],
+        help="with --async: the numbers of concurrent reading tasks, comma-separated",
+    )
+    parser.add_argument(
+        "--readers", type=int, default=DEFAULT_READERS, help="with --async: the AsyncDatabase's read connections"
+    )
+    parser.add_argument(
+        "--idle",
+        type=float,
+        default=2.0,
+        help="with --async: seconds the loop's stall is timed with nothing running",
+    )
