@@ -117,7 +117,7 @@ class Verifier:
         process already: the database is then read here, where a third process would cost more
         memory than the time it saves (docs/performance.md).
         """
-        reads_elsewhere = getattr(self.source, "reader", None) is not None
+        reads_elsewhere = self.source.second_process is not None
         if self.jobs <= 1 or reads_elsewhere or "fork" not in multiprocessing.get_all_start_methods():
             return
         with deferred_interrupts():  # until they are recorded where close() stops them (see DatabaseHelpers)
@@ -136,9 +136,11 @@ class Verifier:
         `checked_chunks` (an Isar file's source) reads with every check of `items()`; the
         loader's `chunks()` may leave a check to the loader's SQL, which verify does not run.
         """
-        chunks = getattr(self.source, "checked_chunks", None) or getattr(self.source, "chunks", None)
+        chunks = self.source.checked_chunks(collection)
+        if chunks is None:
+            chunks = self.source.chunks(collection)
         if chunks is not None:
-            yield from chunks(collection)
+            yield from chunks
             return
         for item in self.source.items(collection):
             yield Chunk(item.location, item.line or 0, [], None, [item])
