@@ -110,3 +110,16 @@ def test_readme_library_snippet_runs_against_the_wheel(installed: Path, tmp_path
     assert (work / "chat.db").stat().st_mode & 0o777 == 0o600
     where = _run(installed / "python", "-c", "import pychat_db.resources as r; print(r.SCHEMA_DIR)", cwd=work)
     assert where.stdout.strip().endswith("site-packages/pychat_db/_sql/schema")
+
+
+def test_readme_asyncio_snippet_runs_against_the_wheel(installed: Path, tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Using the library from asyncio", 1)[1]
+    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    (work / "snippet.py").write_text(snippet, encoding="utf-8")
+    done = _run(installed / "python", "snippet.py", cwd=work)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "1 1\n"
+    assert (work / "chat.db").stat().st_mode & 0o777 == 0o600

@@ -4,7 +4,7 @@
 * `protocols`: the async repository protocols, mirrors of the sync ones;
 * `repositories`: the async repository classes, derived from the method description
   (`pychat_db.repositories.methods`) and the method plans (`pychat_db.repositories.plans`);
-* `session`: one async connection's transactions, snapshots and plan runner;
+* `session`: one async connection's transactions and plan runner (a method in one worker call);
 * `framework`: the lock, semaphore and shielded await of the running framework.
 """
 
