@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from pychat_db.isar import DataType, IsarFormatError
-from pychat_db.isar.format import CollectionSchema, IsarFile, ObjectReader, decode
+from pychat_db.isar.file import IsarFile
+from pychat_db.isar.format import CollectionSchema, ObjectReader, decode
 from pychat_db.isar.getters import long_list_to_bytes
 from pychat_db.isar.keys import id_from_key, key_from_id
 from pychat_db.isar.storage import MdbxStore

@@ -3,7 +3,8 @@
 Layers, each usable alone:
   * `storage`: the key/value store (MDBX via `clibmdbx`) behind a tiny interface,
     and the private copy every read goes through;
-  * `keys` and `format`: generic Isar 3 decoding (ids, schemas, objects, links);
+  * `keys`, `format` and `file`: generic Isar 3 decoding (ids; schemas and objects;
+    the opened file's objects and links in key order);
   * `mapping`: the table of the chat app's collections ← the export contract's;
   * `app`: the chat app's models → the export contract's rows, through `getters`
     (the reference decoder of each field), `decoders` (the generated fast path)
@@ -19,7 +20,8 @@ Typical use::
 """
 
 from pychat_db.isar.app import AppReader, OpenedFile, open_isar
-from pychat_db.isar.format import CollectionSchema, DataType, IsarFile, IsarFormatError
+from pychat_db.isar.file import IsarFile
+from pychat_db.isar.format import CollectionSchema, DataType, IsarFormatError
 from pychat_db.isar.mapping import MAPPING
 from pychat_db.isar.storage import NeedsRecovery, StorageError
 

@@ -33,7 +33,8 @@ from typing import Any
 from pychat_db.exchange import contract
 from pychat_db.exchange.contract import Collection
 from pychat_db.isar.decoders import FastRow, compile_fast_row
-from pychat_db.isar.format import CollectionSchema, IsarFile, IsarFormatError, ObjectReader
+from pychat_db.isar.file import IsarFile
+from pychat_db.isar.format import CollectionSchema, IsarFormatError, ObjectReader
 from pychat_db.isar.getters import Getter, NullReads, field_refusal, getter
 from pychat_db.isar.history import Nulls, ReadNotes, removed_properties
 from pychat_db.isar.links import LinkJoin

@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pychat_db.isar.format import CollectionSchema, IsarFile, ObjectReader, Property
+from pychat_db.isar.file import IsarFile
+from pychat_db.isar.format import CollectionSchema, ObjectReader, Property
 
 
 class Nulls(enum.StrEnum):

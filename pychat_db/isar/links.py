@@ -6,7 +6,8 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 
-from pychat_db.isar.format import IsarFile, IsarFormatError
+from pychat_db.isar.file import IsarFile
+from pychat_db.isar.format import IsarFormatError
 from pychat_db.isar.storage import StorageError
 
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from pychat_db.exchange import contract
 from pychat_db.exchange.contract import Collection
-from pychat_db.isar.format import DataType, IsarFile, IsarFormatError
+from pychat_db.isar.file import IsarFile
+from pychat_db.isar.format import DataType, IsarFormatError
 
 TEXT = (DataType.String,)
 TIMESTAMP = (DataType.Long,)  # DateTime: Long µs since the epoch, UTC

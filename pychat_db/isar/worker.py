@@ -290,7 +290,8 @@ def serve(requests: IO[bytes], out: IO[bytes]) -> None:
     line), then answer each collection name read from `requests` with its frames on `out`. No first line:
     nothing to do."""
     from pychat_db.isar.app import OpenedFile
-    from pychat_db.isar.format import IsarFile, IsarFormatError
+    from pychat_db.isar.file import IsarFile
+    from pychat_db.isar.format import IsarFormatError
     from pychat_db.isar.source import isar_source, refusal
     from pychat_db.isar.storage import MdbxStore, StorageError
 
