@@ -26,7 +26,7 @@ from typing import IO, Any
 
 from pychat_db import convert
 from pychat_db.exchange.contract import Collection
-from pychat_db.exchange.loader import NoProgress
+from pychat_db.exchange.importing import NoProgress
 from pychat_db.exchange.writer import FileSummary
 
 EXIT_OK = 0
