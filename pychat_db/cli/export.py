@@ -87,13 +87,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser = ui.new_parser(prog, "Write a database as the canonical export (the rollback path of the import).")
     parser.add_argument("--db", required=True, type=Path, metavar="PATH", help="database file to export")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="directory to create (absent or empty)")
-    parser.add_argument("--force", action="store_true", help="replace an existing export in --out")
-    parser.add_argument(
-        "--exported-at",
-        type=ui.exported_at,
-        metavar="TIMESTAMP",
-        help="manifest exportedAt (ISO-8601 with offset; default: now, UTC)",
-    )
+    ui.add_export_output(parser)
     ui.add_report(parser)
     ui.add_quiet(parser)
     return parser

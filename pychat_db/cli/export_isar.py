@@ -145,13 +145,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--inspect", action="store_true", help="print collections, types, counts; write nothing")
     action.add_argument("--out", type=Path, metavar="DIR", help="export directory to create (absent or empty)")
-    parser.add_argument("--force", action="store_true", help="replace an existing export in --out")
-    parser.add_argument(
-        "--exported-at",
-        type=ui.exported_at,
-        metavar="TIMESTAMP",
-        help="manifest exportedAt (ISO-8601 with offset; default: now, UTC)",
-    )
+    ui.add_export_output(parser)
     ui.add_report(parser)
     ui.add_isar_reader(parser, "writes")
     ui.add_nulls(parser)

@@ -61,10 +61,7 @@ def report_document(
 ) -> dict[str, Any]:
     """The `--report` document (`ui.report_document`'s schema)."""
     if report is None:
-        return ui.report_document(
-            "import", ok=False, seconds=0.0, rows=0, collections={}, source=args.export, database=args.db,
-            problems=[problem] if problem else [],
-        )  # fmt: skip
+        return ui.refused_document("import", problem, source=args.export, database=args.db)
     details: dict[str, Any] = {
         "dry_run": report.dry_run,
         "recovery_thread_id": report.recovery_thread_id,

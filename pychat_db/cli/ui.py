@@ -107,6 +107,17 @@ def exported_at(text: str) -> str:
     return convert.timestamp_to_db(parsed)
 
 
+def add_export_output(parser: argparse.ArgumentParser) -> None:
+    """`--force` and `--exported-at`: what an export into `--out DIR` also takes."""
+    parser.add_argument("--force", action="store_true", help="replace an existing export in --out")
+    parser.add_argument(
+        "--exported-at",
+        type=exported_at,
+        metavar="TIMESTAMP",
+        help="manifest exportedAt (ISO-8601 with offset; default: now, UTC)",
+    )
+
+
 def now_exported_at() -> str:
     return convert.timestamp_to_db(dt.datetime.now(dt.UTC))
 
@@ -238,6 +249,22 @@ def report_document(
         "notes": list(notes),
         "details": details or {},
     }
+
+
+def refused_document(
+    command: str, problem: str | None, *, source: Path | str | None = None, database: Path | str | None = None
+) -> dict[str, Any]:
+    """The report of a command that stopped before it had results: `ok` false and the one problem."""
+    return report_document(
+        command,
+        ok=False,
+        seconds=0.0,
+        rows=0,
+        collections={},
+        source=source,
+        database=database,
+        problems=[problem] if problem else [],
+    )
 
 
 def create_private(path: Path) -> IO[bytes]:

@@ -68,10 +68,7 @@ def report_document(
 ) -> dict[str, Any]:
     """The `--report` document (`ui.report_document`'s schema)."""
     if report is None:
-        return ui.report_document(
-            "verify", ok=False, seconds=0.0, rows=0, collections={}, source=args.export, database=args.db,
-            problems=[problem] if problem else [],
-        )  # fmt: skip
+        return ui.refused_document("verify", problem, source=args.export, database=args.db)
     details: dict[str, Any] = {
         "samples": {
             "requested": report.samples_requested,
