@@ -5,7 +5,9 @@
 * `repositories`: the async repository classes, derived from the method description
   (`pychat_db.repositories.methods`) and the method plans (`pychat_db.repositories.plans`);
 * `session`: one async connection's transactions and plan runner (a method in one worker call);
-* `framework`: the lock, semaphore and shielded await of the running framework.
+* `legacy`: `AsyncLegacyRepositories`, the legacy store behind the async protocols (its I/O in a
+  worker thread), the first piece of the async switch-over;
+* `framework`: the lock, semaphore, shielded await and worker thread of the running framework.
 """
 
 from pychat_db.aio.database import AsyncDatabase, open_async

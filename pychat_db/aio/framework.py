@@ -1,16 +1,21 @@
-"""What `pychat_db.aio` needs of the running async framework: a lock, a semaphore, a shielded await.
+"""What `pychat_db.aio` needs of the running async framework: a lock, a semaphore, a shielded await, a thread.
 
 APSW picks its controller (`apsw.aio.AsyncIO`, `Trio` or `AnyIO`) for the framework the
 event loop runs; `for_connection(conn)` picks the matching primitives from the
 controller an async connection was opened with, so one `AsyncDatabase` works the same
 under asyncio, trio and anyio. `shielded(fn)` runs `fn()` to its end even when the
 calling task is cancelled meanwhile (a rollback, a commit): the cancellation is
-delivered when it has finished.
+delivered when it has finished. `in_thread(fn, *args)` runs a blocking call (the legacy
+store's) in a worker thread to its end, the cancellation delivered after it too.
+`running()` picks the primitives of the framework running the caller, for code that
+has no APSW connection to ask (the same detection as `apsw.aio.Auto`, no controller made).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, TypeVar
@@ -18,7 +23,7 @@ from typing import Any, Protocol, TypeVar
 import apsw
 import apsw.aio
 
-__all__ = ["Framework", "for_connection"]
+__all__ = ["Framework", "for_connection", "running"]
 
 T = TypeVar("T")
 
@@ -31,6 +36,8 @@ class Framework(Protocol):
     def semaphore(self, value: int) -> AbstractAsyncContextManager[Any]: ...
 
     async def shielded(self, fn: Callable[[], Awaitable[T]]) -> T: ...
+
+    async def in_thread(self, fn: Callable[..., T], *args: Any) -> T: ...
 
 
 class _AsyncIO:
@@ -58,6 +65,10 @@ class _AsyncIO:
             raise asyncio.CancelledError
         return result
 
+    async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await self.shielded(lambda: loop.run_in_executor(None, functools.partial(fn, *args)))
+
 
 class _Trio:
     name = "trio"
@@ -76,6 +87,10 @@ class _Trio:
     async def shielded(self, fn: Callable[[], Awaitable[T]]) -> T:
         with self._trio.CancelScope(shield=True):  # a shielded scope is never cancelled, so it swallows nothing
             result = await fn()
+        return result
+
+    async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        result: T = await self._trio.to_thread.run_sync(fn, *args)  # not abandoned when cancelled: it ends first
         return result
 
 
@@ -98,6 +113,10 @@ class _AnyIO:
             result = await fn()
         return result
 
+    async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        result: T = await self._anyio.to_thread.run_sync(fn, *args)  # not abandoned when cancelled: it ends first
+        return result
+
 
 def for_connection(conn: apsw.AsyncConnection) -> Framework:
     """The primitives of the framework whose APSW controller runs `conn`."""
@@ -109,3 +128,30 @@ def for_connection(conn: apsw.AsyncConnection) -> Framework:
     if isinstance(controller, apsw.aio.AsyncIO):
         return _AsyncIO()
     raise TypeError(f"pychat_db.aio: no primitives for APSW controller {type(controller).__name__}")
+
+
+def running() -> Framework:
+    """The primitives of the framework running the caller: anyio when `anyio.run` is on the stack, trio, asyncio.
+
+    Raises RuntimeError outside an event loop.
+    """
+    if "anyio" in sys.modules:
+        import anyio
+
+        code = anyio.run.__code__
+        frame = sys._getframe()
+        while frame is not None:
+            if frame.f_code is code:
+                return _AnyIO()
+            frame = frame.f_back  # type: ignore[assignment]
+    if "trio" in sys.modules:
+        import trio
+
+        try:
+            trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            pass
+        else:
+            return _Trio()
+    asyncio.get_running_loop()
+    return _AsyncIO()
