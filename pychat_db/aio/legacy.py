@@ -23,15 +23,16 @@ import functools
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pychat_db.aio.framework import Framework, running
+from pychat_db.aio.protocols import AsyncRepositories
 from pychat_db.aio.repositories import AsyncRepositoryAttributes
 from pychat_db.legacy import LegacyRepositories
 from pychat_db.repositories.methods import Method
 from pychat_db.switchover.forwarding import Part, forwarder_classes
 
-__all__ = ["AsyncLegacyRepositories"]
+__all__ = ["ASYNC_LEGACY_CLASSES", "AsyncLegacyRepositories"]
 
 T = TypeVar("T")
 
@@ -46,7 +47,7 @@ class AsyncLegacyRepositories(AsyncRepositoryAttributes):
         self._holding: contextvars.ContextVar[bool] = contextvars.ContextVar(
             f"pychat_db.aio.legacy:{id(self)}", default=False
         )
-        self._attach(_CLASSES)
+        self._attach(ASYNC_LEGACY_CLASSES)
 
     @classmethod
     async def open(
@@ -125,4 +126,10 @@ def _forward(method: Method) -> Callable[..., Any]:
     return forward
 
 
-_CLASSES = forwarder_classes("AsyncLegacy", _forward)
+ASYNC_LEGACY_CLASSES = forwarder_classes("AsyncLegacy", _forward)
+
+
+if TYPE_CHECKING:  # mypy checks that the wrapper offers the AsyncRepositories protocol; never runs
+
+    def _conforms(legacy: LegacyRepositories) -> None:
+        _repositories: AsyncRepositories = AsyncLegacyRepositories(legacy)
