@@ -7,7 +7,7 @@ import typing
 
 import pytest
 
-from pychat_db.aio import legacy
+from pychat_db.aio import dual, legacy
 from pychat_db.aio import protocols as async_protocols
 from pychat_db.aio.repositories import ASYNC_CLASSES
 from pychat_db.repositories import protocols
@@ -48,7 +48,11 @@ def test_the_async_repositories_protocol_names_every_repository() -> None:
     assert declared == [repository.attribute for repository in REPOSITORIES]
 
 
-@pytest.mark.parametrize("classes", [ASYNC_CLASSES, legacy.ASYNC_LEGACY_CLASSES], ids=["sqlite", "legacy"])
+@pytest.mark.parametrize(
+    "classes",
+    [ASYNC_CLASSES, legacy.ASYNC_LEGACY_CLASSES, dual.ASYNC_DUAL_CLASSES],
+    ids=["sqlite", "legacy", "dual"],
+)
 @pytest.mark.parametrize("repository", REPOSITORIES, ids=lambda r: r.attribute)
 def test_each_async_repository_class_has_every_method_as_a_coroutine(
     repository: Repository, classes: dict[str, type]

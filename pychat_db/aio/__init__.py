@@ -6,7 +6,8 @@
   (`pychat_db.repositories.methods`) and the method plans (`pychat_db.repositories.plans`);
 * `session`: one async connection's transactions and plan runner (a method in one worker call);
 * `legacy`: `AsyncLegacyRepositories`, the legacy store behind the async protocols (its I/O in a
-  worker thread), the first piece of the async switch-over;
+  worker thread), and `dual`: `AsyncDualWriteRepositories`, the switch-over's dual writes over
+  async stores (shadow reads and the wiring by phase are still sync only);
 * `framework`: the lock, semaphore, shielded await and worker thread of the running framework.
 """
 
