@@ -14,9 +14,7 @@ import pytest
 
 from pychat_db.connection import connect
 from pychat_db.migrations import migrate
-from tests.support.commands import ROOT, run_module
-
-__all__ = ["ROOT", "run_module"]  # helpers live in tests/support/; new code imports them from there
+from tests.support.commands import run_module
 
 
 @pytest.fixture
