@@ -7,7 +7,7 @@ import typing
 
 import pytest
 
-from pychat_db.aio import dual, legacy
+from pychat_db.aio import dual, legacy, shadow
 from pychat_db.aio import protocols as async_protocols
 from pychat_db.aio.repositories import ASYNC_CLASSES
 from pychat_db.repositories import protocols
@@ -50,8 +50,8 @@ def test_the_async_repositories_protocol_names_every_repository() -> None:
 
 @pytest.mark.parametrize(
     "classes",
-    [ASYNC_CLASSES, legacy.ASYNC_LEGACY_CLASSES, dual.ASYNC_DUAL_CLASSES],
-    ids=["sqlite", "legacy", "dual"],
+    [ASYNC_CLASSES, legacy.ASYNC_LEGACY_CLASSES, dual.ASYNC_DUAL_CLASSES, shadow.ASYNC_SHADOW_CLASSES],
+    ids=["sqlite", "legacy", "dual", "shadow"],
 )
 @pytest.mark.parametrize("repository", REPOSITORIES, ids=lambda r: r.attribute)
 def test_each_async_repository_class_has_every_method_as_a_coroutine(

@@ -5,9 +5,10 @@
 * `repositories`: the async repository classes, derived from the method description
   (`pychat_db.repositories.methods`) and the method plans (`pychat_db.repositories.plans`);
 * `session`: one async connection's transactions and plan runner (a method in one worker call);
-* `legacy`: `AsyncLegacyRepositories`, the legacy store behind the async protocols (its I/O in a
-  worker thread), and `dual`: `AsyncDualWriteRepositories`, the switch-over's dual writes over
-  async stores (shadow reads and the wiring by phase are still sync only);
+* the switch-over in async, built from the same method description and settings as
+  `pychat_db.switchover`: `legacy` (`AsyncLegacyRepositories`, the legacy store behind the async
+  protocols, its I/O in a worker thread), `dual` (`AsyncDualWriteRepositories`), `shadow`
+  (`AsyncShadowReadRepositories`) and `wiring` (`open_async_repositories()`: the phase by setting);
 * `framework`: the lock, semaphore, shielded await and worker thread of the running framework.
 """
 

@@ -26,7 +26,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from pychat_db.aio.framework import Framework, running
 from pychat_db.aio.protocols import AsyncRepositories
-from pychat_db.aio.repositories import AsyncRepositoryAttributes
+from pychat_db.aio.repositories import AsyncRepositoryAttributes, to_primary
 from pychat_db.convert import timestamp_to_db
 from pychat_db.repositories.methods import Kind, Method
 from pychat_db.switchover.dual import SecondaryFailure, SecondaryWriteError
@@ -219,19 +219,10 @@ class AsyncDualWriteRepositories(AsyncRepositoryAttributes):
             )
 
 
-def _to_primary(method: Method) -> Callable[..., Any]:
-    attribute, name = method.repository, method.name
-
-    async def read(part: Part[AsyncDualWriteRepositories], *args: Any, **kwargs: Any) -> Any:
-        return await getattr(getattr(part.owner.primary, attribute), name)(*args, **kwargs)
-
-    return read
-
-
 def forward_async_dual(method: Method) -> Callable[..., Any]:
     """The async dual-write forwarder of one described method: a read asks the primary; a write goes through `write`."""
     if method.kind is Kind.READ:
-        return _to_primary(method)
+        return to_primary(method)
     attribute, name, iterables = method.repository, method.name, bool(method.iterables)
 
     async def write(part: Part[AsyncDualWriteRepositories], *args: Any, **kwargs: Any) -> Any:

@@ -22,7 +22,7 @@ from pychat_db.repositories.methods import Kind, Method
 from pychat_db.repositories.plans import PLANS, Plan
 from pychat_db.switchover.forwarding import Part, forwarder_classes
 
-__all__ = ["ASYNC_CLASSES", "AsyncRepositoryAttributes", "PlanRunner", "async_repository_classes"]
+__all__ = ["ASYNC_CLASSES", "AsyncRepositoryAttributes", "PlanRunner", "async_repository_classes", "to_primary"]
 
 R = TypeVar("R")
 
@@ -63,6 +63,21 @@ def _run_plan(method: Method) -> Callable[..., Any]:
         return await part.owner.write(plan_of(*args, **kwargs))
 
     return write
+
+
+class _HasPrimary(Protocol):
+    @property
+    def primary(self) -> protocols.AsyncRepositories: ...
+
+
+def to_primary(method: Method) -> Callable[..., Any]:
+    """The async forwarder that awaits the call on the owner's `primary` as it is (dual reads, shadow writes)."""
+    attribute, name = method.repository, method.name
+
+    async def forward(part: Part[_HasPrimary], *args: Any, **kwargs: Any) -> Any:
+        return await getattr(getattr(part.owner.primary, attribute), name)(*args, **kwargs)
+
+    return forward
 
 
 def async_repository_classes() -> dict[str, type[Part[Any]]]:
