@@ -112,3 +112,13 @@ def test_a_file_that_is_not_a_database_is_one_line(tmp_path: Path, command: tupl
     assert (done.returncode, done.stderr) == (1, f"Error: {bogus}: file is not a database\n")
     assert bogus.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.db"]  # nothing written beside it
+
+
+@pytest.mark.parametrize("command", ["import", "verify", "export-isar"])
+def test_an_empty_isar_file_is_one_line(tmp_path: Path, command: str) -> None:
+    empty = tmp_path / "default.isar"
+    empty.touch()
+    args = ("--inspect",) if command == "export-isar" else ("--db", tmp_path / "chat.db")
+    done = run_module("pychat_db.cli", command, empty, *args, cwd=tmp_path)
+    assert (done.returncode, done.stderr) == (1, f"Error: {empty}: an empty file, not an Isar 3 database\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["default.isar"]

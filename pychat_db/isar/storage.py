@@ -196,6 +196,8 @@ class MdbxStore:
 
     def _open(self) -> None:
         clibmdbx = self._mdbx
+        if os.path.getsize(self.path) == 0:  # MDBX would say "No data available"
+            raise StorageError("an empty file, not an Isar 3 database")
         failure: BaseException | None = None
         with _captured_stderr() as log:
             try:
