@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 import trio
 
@@ -26,6 +27,8 @@ def run_in(framework: str, main: Callable[[], Awaitable[Any]]) -> Any:
     async def wrapped() -> Any:
         return await main()
 
+    if framework == "anyio":
+        return anyio.run(wrapped)
     return asyncio.run(wrapped()) if framework == "asyncio" else trio.run(wrapped)
 
 
@@ -33,13 +36,14 @@ def rows(store: LegacyStore) -> dict[str, list[Any]]:
     return {collection.name: list(store.rows(collection)) for collection in COLLECTIONS}
 
 
-@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("framework", [*FRAMEWORKS, "anyio"])
 def test_async_answers_are_the_sync_legacy_ones(tmp_path: Path, framework: str) -> None:
     sync = LegacyRepositories.open(str(tmp_path / "sync"), seed_modes=True)
     expected = asyncio.run(scenario(sync, value))
 
     async def main() -> list[Any]:
         legacy = await AsyncLegacyRepositories.open(tmp_path / "async", seed_modes=True)
+        assert legacy.framework.name == framework  # the running framework's lock and worker threads
         try:
             return await scenario(legacy, awaited)
         finally:
