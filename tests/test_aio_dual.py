@@ -147,7 +147,9 @@ class _CancelAt:
 
 
 @pytest.mark.parametrize("framework", ["asyncio", "trio"])
-def test_a_block_cancelled_at_any_write_leaves_both_sides_as_before(tmp_path: Path, framework: str) -> None:
+def test_a_block_cancelled_at_any_write_leaves_both_sides_as_before_and_at_its_end_with_it(
+    tmp_path: Path, framework: str
+) -> None:
     async def block(dual: AsyncDualWriteRepositories, on_write: Callable[[], None]) -> None:
         async with dual.transaction():
             on_write()
@@ -164,17 +166,24 @@ def test_a_block_cancelled_at_any_write_leaves_both_sides_as_before(tmp_path: Pa
         before = await contents(db)
         for k in range(4):
             cancel = _CancelAt(k + 1)
+            last = k == 3  # cancelled once the block's body is done: its end runs to completion, as a COMMIT does
             if framework == "trio":
                 with trio.CancelScope() as scope:
                     cancel.cancel = scope.cancel
                     await block(dual, cancel.on_write)
-                assert scope.cancelled_caught, k
+                # trio delivers a cancellation at the next checkpoint: after the shielded end there is none
+                assert scope.cancelled_caught or last, k
             else:
                 task = asyncio.ensure_future(block(dual, cancel.on_write))
                 cancel.cancel = task.cancel
                 with pytest.raises(asyncio.CancelledError):
                     await task
-            assert await contents(db) == before == await contents(dual.primary), k
+            if last:
+                kept = await contents(db)
+                assert kept == await contents(dual.primary) and kept != before
+                assert [t.name for t in kept[0]] == ["t", "before"]
+            else:
+                assert await contents(db) == before == await contents(dual.primary), k
         assert dual.failures == [] and not dual.diverged
         await block(dual, lambda: None)  # usable: nothing is held
         assert await contents(db) == await contents(dual.primary)
@@ -201,6 +210,55 @@ def test_concurrent_tasks_writes_all_reach_both_sides(tmp_path: Path) -> None:
         assert len(await db.threads.list()) == 3 * 5 + 2 * 3
         assert await contents(db) == await contents(dual.primary)
         assert dual.failures == []
+        await dual.close()
+
+    asyncio.run(main())
+
+
+class _SlowCreates:
+    """A repository whose `create` signals `started`, then waits a little before the real one (others as they are)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.started = asyncio.Event()
+
+    async def create(self, thread: Thread) -> Thread:
+        self.started.set()
+        await asyncio.sleep(0.05)
+        created: Thread = await self.inner.create(thread)
+        return created
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@pytest.mark.parametrize("in_block", [False, True], ids=["alone", "end-of-block"])
+@pytest.mark.parametrize("on_failure", ["raise", "queue"])
+def test_a_write_cancelled_while_its_copy_reaches_the_secondary_still_ends_alike_on_both_sides(
+    tmp_path: Path, on_failure: str, in_block: bool
+) -> None:
+    """A write on its own or a finished block, once begun on the secondary, is kept on both sides; then the cancel."""
+
+    async def create(dual: AsyncDualWriteRepositories) -> None:
+        if in_block:
+            async with dual.transaction():
+                await dual.threads.create(Thread(name="cancelled late", created_at=at(0)))
+        else:
+            await dual.threads.create(Thread(name="cancelled late", created_at=at(0)))
+
+    async def main() -> None:
+        dual, db = await open_sides(tmp_path / "chat.db", on_failure=on_failure)
+        slow = _SlowCreates(db.threads)
+        db.threads = slow  # type: ignore[assignment,misc]
+        task = asyncio.ensure_future(create(dual))
+        await slow.started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        db.threads = slow.inner  # type: ignore[misc]
+        assert [t.name for t in await db.threads.list()] == ["cancelled late"]
+        assert await contents(dual.primary) == await contents(db)
+        assert dual.pending == 0 and dual.failures == [] and not dual.diverged
         await dual.close()
 
     asyncio.run(main())

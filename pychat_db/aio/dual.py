@@ -8,6 +8,13 @@ when the block succeeds, all or none), the same records (`failures`, `pending`, 
 log lines. Each write is repeated on the secondary as its method description says
 (`Method.replay_calls`; `Call.on` returns the secondary's awaitable).
 
+Cancellation: a task cancelled inside a `transaction()` block, before its end, leaves both
+sides as they were (the primary rolls back, the batch is dropped). Once the block's body is
+done, its end (the copy on the secondary and the primary's commit) runs to completion and the
+cancellation is delivered after it, as `AsyncDatabase` does with its COMMIT; a write on its
+own runs to its end on both sides (or is queued) the same way. Cancelled in between, the two
+sides would differ.
+
 Tasks: a dual write or block takes the wrapper for its task (an async lock; tasks started
 inside a block share it), so one task's writes never land in another's batch. Reads answer
 from the primary as they are. The forwarders (`AsyncDualThreads`, ...) are generated from the
@@ -74,7 +81,8 @@ class AsyncDualWriteRepositories(AsyncRepositoryAttributes):
         self._batch: list[_Write] = []
         self._depth = 0
         self._log = log
-        self._lock = (framework or running()).lock()
+        self._framework = framework or running()
+        self._lock = self._framework.lock()
         self._holding: contextvars.ContextVar[bool] = contextvars.ContextVar(
             f"pychat_db.aio.dual:{id(self)}", default=False
         )
@@ -161,18 +169,26 @@ class AsyncDualWriteRepositories(AsyncRepositoryAttributes):
     # -- writing ------------------------------------------------------------------------------
 
     async def write(self, primary: Callable[[], Awaitable[T]], forward: Callable[[T], _Write]) -> T:
-        """Run `primary()` on the primary and forward the write `forward(result)` to the secondary."""
+        """Run `primary()` on the primary and forward the write `forward(result)` to the secondary.
+
+        In a block, a cancellation undoes the block on both sides. A write on its own runs to
+        its end on both sides (or is queued) before a cancellation is delivered: cancelled
+        between the primary's write and the secondary's copy, the two would differ.
+        """
         async with self._held():
             if self._depth:
                 result = await primary()
                 self._batch.append(forward(result))
                 return result
-            if self.on_failure is OnSecondaryFailure.RAISE:
-                async with self.transaction():
-                    return await self.write(primary, forward)
-            result = await primary()
-            await self._apply_or_queue([forward(result)])
-            return result
+            return await self._framework.shielded(lambda: self._write_alone(primary, forward))
+
+    async def _write_alone(self, primary: Callable[[], Awaitable[T]], forward: Callable[[T], _Write]) -> T:
+        if self.on_failure is OnSecondaryFailure.RAISE:
+            async with self.transaction():
+                return await self.write(primary, forward)
+        result = await primary()
+        await self._apply_or_queue([forward(result)])
+        return result
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
@@ -181,12 +197,20 @@ class AsyncDualWriteRepositories(AsyncRepositoryAttributes):
             outermost = self._depth == 0
             mark = len(self._batch)
             applied = False
+            cancelled: BaseException | None = None
             self._depth += 1
             try:
                 async with self.primary.transaction():
                     yield
                     if outermost and self.on_failure is OnSecondaryFailure.RAISE:
-                        await self._apply_now(self._batch)
+                        # The block is done: its copy on the secondary and the primary's commit run to their end
+                        # (a cancellation between them would leave the secondary with the block and not the primary).
+                        try:
+                            await self._framework.shielded(lambda: self._apply_now(self._batch))
+                        except Exception:
+                            raise
+                        except BaseException as exc:  # a cancellation, delivered once the primary has committed
+                            cancelled = exc
                         applied = bool(self._batch)
             except BaseException as exc:
                 del self._batch[mark:]
@@ -200,8 +224,10 @@ class AsyncDualWriteRepositories(AsyncRepositoryAttributes):
                 self._depth -= 1
                 if outermost:
                     batch, self._batch = self._batch, []
-            if outermost and self.on_failure is OnSecondaryFailure.QUEUE:
-                await self._apply_or_queue(batch)
+            if outermost and self.on_failure is OnSecondaryFailure.QUEUE:  # the primary committed: copy or queue
+                await self._framework.shielded(lambda: self._apply_or_queue(batch))
+            if cancelled is not None:
+                raise cancelled
 
     async def close(self) -> None:
         """Close both sides; queued secondary writes left are an error (see the sync `close`)."""
