@@ -26,24 +26,36 @@ import builtins
 import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pychat_db.convert import timestamp_to_db
 from pychat_db.errors import ConstraintViolation, NotFound
-from pychat_db.exchange.codec import INT64_MAX, INT64_MIN, Row
+from pychat_db.exchange.codec import Row
 from pychat_db.exchange.contract import (
     CONFIGURATION,
-    MESSAGE_TYPES,
     MESSAGES,
     MODE_OUTPUTS,
     MODES,
     TAGS,
     THREADS,
     Collection,
-    Kind,
 )
 from pychat_db.generated import mappers
-from pychat_db.generated.rows import ConfigurationRow, MessageRow, ModeOutputRow, ModeRow, TagRow, ThreadRow
+from pychat_db.legacy.rows import (
+    check_row,
+    configuration_from_row,
+    configuration_row,
+    message_row,
+    missing_link,
+    mode_from_row,
+    mode_output_from_row,
+    mode_output_row,
+    mode_row,
+    tag_from_row,
+    tag_row,
+    thread_from_row,
+    thread_row,
+)
 from pychat_db.legacy.store import LegacyStore
 from pychat_db.models import Configuration, Cursor, Message, Mode, ModeOutput, Tag, Thread
 from pychat_db.repositories import mapping, protocols
@@ -59,8 +71,6 @@ __all__ = [
     "builtin_modes",
 ]
 
-_SQL_TYPE = {Kind.ID: "INTEGER", Kind.LINK: "INTEGER", Kind.BOOL: "INTEGER", Kind.BYTES: "BLOB"}
-
 
 @functools.cache
 def builtin_modes() -> tuple[tuple[str, str], ...]:
@@ -71,124 +81,13 @@ def builtin_modes() -> tuple[tuple[str, str], ...]:
         return tuple((m.name, m.prompt) for m in sorted(db.modes.list(), key=lambda m: m.id or 0))
 
 
-def _value_type(value: object) -> str:
-    return {int: "INTEGER", str: "TEXT", bytes: "BLOB", float: "REAL"}.get(type(value), type(value).__name__)
-
-
-def _check_row(collection: Collection, row: Row) -> None:
-    """Refuse what SQLite's STRICT table, NOT NULL and CHECK constraints refuse, naming table and column."""
-    table = collection.table
-    for f, value in zip(collection.fields, row, strict=True):
-        if f.kind in (Kind.ID, Kind.LINK) and f.name == "id" and value is None:
-            continue  # assigned by the store
-        where = f"{table}.{f.column}"
-        if value is None:
-            if not f.nullable:
-                raise ConstraintViolation(
-                    f"{where}: NOT NULL constraint failed", kind="NOT NULL", table=table, column=f.column
-                )
-            continue
-        want = _SQL_TYPE.get(f.kind, "TEXT")
-        ok = type(value) is int if want == "INTEGER" else type(value) is (bytes if want == "BLOB" else str)
-        if ok and want == "INTEGER" and not INT64_MIN <= value <= INT64_MAX:  # type: ignore[operator]
-            ok = False
-        if not ok:
-            raise ConstraintViolation(
-                f"{where}: {_value_type(value)} value where {want} is required (DATATYPE constraint failed)",
-                kind="DATATYPE",
-                table=table,
-                column=f.column,
-            )
-        if (f.kind is Kind.BOOL and value not in (0, 1)) or (f.kind is Kind.ENUM and value not in MESSAGE_TYPES):
-            raise ConstraintViolation(f"{where}: CHECK constraint failed", kind="CHECK", table=table, column=f.column)
-
-
-# Domain object <-> stored row (contract order = table order), through the generated mappers: the same
-# conversions as the SQLite side. Rows need an id; a domain object not stored yet has None.
-_NO_ID = 0
-
-
-def _with_id(values: Sequence[Any], id: int | None) -> Row:
-    return (id, *values[1:])
-
-
-def _configuration_row(c: Configuration) -> Row:
-    row = ConfigurationRow(id=_NO_ID, api_key=c.api_key, base_url=c.base_url, model_name=c.model_name)
-    return _with_id(mappers.configuration_to_db(row), c.id)
-
-
-def _thread_row(t: Thread) -> Row:
-    return _with_id(mappers.thread_to_db(ThreadRow(id=_NO_ID, name=t.name, created_at=t.created_at)), t.id)
-
-
-def _tag_row(t: Tag) -> Row:
-    row = TagRow(id=_NO_ID, name=t.name, description=t.description, is_editable=t.is_editable)
-    return _with_id(mappers.tag_to_db(row), t.id)
-
-
-def _mode_row(m: Mode) -> Row:
-    return _with_id(
-        mappers.mode_to_db(ModeRow(id=_NO_ID, name=m.name, prompt=m.prompt, is_editable=m.is_editable)), m.id
-    )
-
-
-def _message_row(m: Message) -> Row:
-    row = MessageRow(
-        id=_NO_ID,
-        thread_id=m.thread_id,
-        text=m.text,
-        timestamp=m.timestamp,
-        type=m.type,
-        description=m.description,
-        file_data=m.file_data,
-        mime_type=m.mime_type,
-        transcript=m.transcript,
-        file_name=m.file_name,
-    )
-    return _with_id(mappers.message_to_db(row), m.id)
-
-
-def _configuration(row: Row) -> Configuration:
-    return mapping.configuration(mappers.configuration_from_db(row))
-
-
-def _thread(row: Row) -> Thread:
-    return mapping.thread(mappers.thread_from_db(row))
-
-
-def _tag(row: Row) -> Tag:
-    return mapping.tag(mappers.tag_from_db(row))
-
-
-def _mode(row: Row) -> Mode:
-    return mapping.mode(mappers.mode_from_db(row))
-
-
-def _mode_output(row: Row) -> ModeOutput:
-    return mapping.mode_output(mappers.mode_output_from_db(row))
-
-
-def _mode_output_row(o: ModeOutput) -> Row:
-    row = ModeOutputRow(id=_NO_ID, thread_id=o.thread_id, mode_id=o.mode_id, created_at=o.created_at, content=o.content)
-    return _with_id(mappers.mode_output_to_db(row), o.id)
-
-
-def _missing_link(table: str, column: str, parent: str, key: int) -> ConstraintViolation:
-    return ConstraintViolation(
-        f"{table}.{column}: no {parent} row with id {key!r} (FOREIGN KEY constraint failed)",
-        kind="FOREIGN KEY",
-        table=table,
-        column=column,
-    )
-
-
 class _Repository:
     def __init__(self, store: LegacyStore) -> None:
         self._store = store
 
     def _insert(self, collection: Collection, row: Row) -> int:
         """Check and store a new object (links set by the caller); return its id. Call inside a transaction."""
-        _check_row(collection, row)
+        check_row(collection, row)
         id = row[0]
         if id is None:
             id = self._store.next_id(collection)
@@ -208,7 +107,7 @@ class _Repository:
         """Check and store new fields of an existing object; False when there is none. Call inside a transaction."""
         id = row[0]
         assert isinstance(id, int)
-        _check_row(collection, row)
+        check_row(collection, row)
         if self._store.get(collection, id) is None or not self._visible(collection, id):
             return False
         self._check_links(collection, row)
@@ -221,7 +120,7 @@ class _Repository:
             assert isinstance(target, int)
             if target not in self._store.objects[link.target.name]:
                 column = collection.field(link.field).column
-                raise _missing_link(collection.table, column, link.target.table, target)
+                raise missing_link(collection.table, column, link.target.table, target)
 
     def _set_links(self, collection: Collection, row: Row) -> None:
         id = row[0]
@@ -253,10 +152,10 @@ class LegacyConfigurationRepository(_Repository):
 
     def get(self) -> Configuration | None:
         id = self._current()
-        return None if id is None else _configuration(self._row_of(CONFIGURATION, id))
+        return None if id is None else configuration_from_row(self._row_of(CONFIGURATION, id))
 
     def upsert(self, configuration: Configuration) -> Configuration:
-        row = _configuration_row(configuration)
+        row = configuration_row(configuration)
         with self._store.transaction():
             current = self._current()
             if row[0] is None and current is not None:
@@ -264,7 +163,7 @@ class LegacyConfigurationRepository(_Repository):
             if current is not None:
                 self._store.delete_object(CONFIGURATION, current)
             id = self._insert(CONFIGURATION, row)
-        return _configuration(self._row_of(CONFIGURATION, id))
+        return configuration_from_row(self._row_of(CONFIGURATION, id))
 
     def delete(self) -> bool:
         id = self._current()
@@ -286,20 +185,20 @@ class LegacyThreadRepository(_Repository):
             keyed = [k for k in keyed if (k[0], k[1]) < at]
         if page_limit is not None:
             keyed = keyed[:page_limit]
-        return [_thread(k[2]) for k in keyed]
+        return [thread_from_row(k[2]) for k in keyed]
 
     def get(self, id: int) -> Thread:
-        return _thread(self._row_of(THREADS, id))
+        return thread_from_row(self._row_of(THREADS, id))
 
     def create(self, thread: Thread) -> Thread:
         with self._store.transaction():
-            id = self._insert(THREADS, _thread_row(thread))
+            id = self._insert(THREADS, thread_row(thread))
         return self.get(id)
 
     def update(self, thread: Thread) -> Thread:
         id = mapping.stored_id(thread)
         with self._store.transaction():
-            if not self._replace(THREADS, _thread_row(thread)):
+            if not self._replace(THREADS, thread_row(thread)):
                 raise NotFound("threads", id)
         return self.get(id)
 
@@ -318,20 +217,20 @@ class LegacyThreadRepository(_Repository):
 class LegacyTagRepository(_Repository):
     def list(self) -> builtins.list[Tag]:
         rows = sorted(self._store.objects[TAGS.name].values(), key=lambda row: (row[1], row[0]))
-        return [_tag(row) for row in rows]
+        return [tag_from_row(row) for row in rows]
 
     def get(self, id: int) -> Tag:
-        return _tag(self._row_of(TAGS, id))
+        return tag_from_row(self._row_of(TAGS, id))
 
     def create(self, tag: Tag) -> Tag:
         with self._store.transaction():
-            id = self._insert(TAGS, _tag_row(tag))
+            id = self._insert(TAGS, tag_row(tag))
         return self.get(id)
 
     def update(self, tag: Tag) -> Tag:
         id = mapping.stored_id(tag)
         with self._store.transaction():
-            if not self._replace(TAGS, _tag_row(tag)):
+            if not self._replace(TAGS, tag_row(tag)):
                 raise NotFound("tags", id)
         return self.get(id)
 
@@ -443,11 +342,11 @@ class LegacyMessageRepository(_Repository):
         return sorted(set(ids))
 
     def _missing_tag(self, tag_id: int) -> ConstraintViolation:
-        return _missing_link("message_tags", "tag_id", "tags", tag_id)
+        return missing_link("message_tags", "tag_id", "tags", tag_id)
 
     def create(self, message: Message) -> Message:
         tag_ids = self._tag_ids(message)
-        row = _message_row(message)
+        row = message_row(message)
         with self._store.transaction():
             id = self._insert(MESSAGES, row)
             self._set_links(MESSAGES, (id, *row[1:]))
@@ -457,7 +356,7 @@ class LegacyMessageRepository(_Repository):
     def update(self, message: Message) -> Message:
         id = mapping.stored_id(message)
         tag_ids = self._tag_ids(message)
-        row = _message_row(message)
+        row = message_row(message)
         with self._store.transaction():
             if not self._replace(MESSAGES, row):
                 raise NotFound("messages", id)
@@ -474,20 +373,20 @@ class LegacyMessageRepository(_Repository):
 class LegacyModeRepository(_Repository):
     def list(self) -> builtins.list[Mode]:
         rows = sorted(self._store.objects[MODES.name].values(), key=lambda row: (row[3], row[1], row[0]))
-        return [_mode(row) for row in rows]
+        return [mode_from_row(row) for row in rows]
 
     def get(self, id: int) -> Mode:
-        return _mode(self._row_of(MODES, id))
+        return mode_from_row(self._row_of(MODES, id))
 
     def create(self, mode: Mode) -> Mode:
         with self._store.transaction():
-            id = self._insert(MODES, _mode_row(mode))
+            id = self._insert(MODES, mode_row(mode))
         return self.get(id)
 
     def update(self, mode: Mode) -> Mode:
         id = mapping.stored_id(mode)
         with self._store.transaction():
-            if not self._replace(MODES, _mode_row(mode)):
+            if not self._replace(MODES, mode_row(mode)):
                 raise NotFound("modes", id)
         return self.get(id)
 
@@ -512,7 +411,7 @@ class LegacyModeOutputRepository(_Repository):
     def _newest_first(self, ids: Iterable[int]) -> builtins.list[ModeOutput]:
         rows = [self._store.get(MODE_OUTPUTS, id) for id in ids if self._visible(MODE_OUTPUTS, id)]
         rows.sort(key=lambda row: (row[3], row[0]), reverse=True)  # type: ignore[index]
-        return [_mode_output(row) for row in rows if row is not None]
+        return [mode_output_from_row(row) for row in rows if row is not None]
 
     def list_by_thread(self, thread_id: int) -> builtins.list[ModeOutput]:
         return self._newest_first(self._store.output_thread.sources(thread_id))
@@ -521,10 +420,10 @@ class LegacyModeOutputRepository(_Repository):
         return self._newest_first(self._store.output_mode.sources(mode_id))
 
     def get(self, id: int) -> ModeOutput:
-        return _mode_output(self._row_of(MODE_OUTPUTS, id))
+        return mode_output_from_row(self._row_of(MODE_OUTPUTS, id))
 
     def create(self, output: ModeOutput) -> ModeOutput:
-        row = _mode_output_row(output)
+        row = mode_output_row(output)
         with self._store.transaction():
             id = self._insert(MODE_OUTPUTS, row)
             self._set_links(MODE_OUTPUTS, (id, *row[1:]))
@@ -532,7 +431,7 @@ class LegacyModeOutputRepository(_Repository):
 
     def update(self, output: ModeOutput) -> ModeOutput:
         id = mapping.stored_id(output)
-        row = _mode_output_row(output)
+        row = mode_output_row(output)
         with self._store.transaction():
             if not self._replace(MODE_OUTPUTS, row):
                 raise NotFound("mode_outputs", id)
