@@ -22,13 +22,9 @@ signatures against the protocols.
 from __future__ import annotations
 
 import builtins
-import enum
-from collections.abc import Callable, Generator, Iterable, Sequence
-from typing import Any, Concatenate, Generic, ParamSpec, TypeAlias, TypeVar, cast
+from collections.abc import Iterable, Sequence
 
-import apsw
-
-from pychat_db.errors import ConstraintViolation, NotFound, translate
+from pychat_db.errors import ConstraintViolation, NotFound
 from pychat_db.generated.queries import configuration as configuration_q
 from pychat_db.generated.queries import messages as messages_q
 from pychat_db.generated.queries import mode_outputs as mode_outputs_q
@@ -38,7 +34,21 @@ from pychat_db.generated.queries import threads as threads_q
 from pychat_db.generated.rows import MessageRow, ModeOutputRow
 from pychat_db.models import Configuration, Cursor, Message, Mode, ModeOutput, Tag, Thread
 from pychat_db.repositories import mapping
-from pychat_db.repositories.session import Session
+from pychat_db.repositories.steps import (
+    Atomic,
+    Plan,
+    Query,
+    Step,
+    exists,
+    limit_of,
+    missing_reference,
+    query,
+    returned,
+    run,
+    run_query,
+    snapshot,
+    transaction,
+)
 
 __all__ = [
     "PLANS",
@@ -59,143 +69,6 @@ __all__ = [
     "transaction",
 ]
 
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-_ALL = -1  # SQLite's LIMIT for "no limit"
-
-
-class Atomicity(enum.Enum):
-    TRANSACTION = "transaction"  # BEGIN IMMEDIATE … COMMIT, or a savepoint inside one
-    SNAPSHOT = "snapshot"  # reads that see one state (a deferred read transaction unless one is open)
-
-
-class Query(Generic[_R]):
-    """One generated query to run: `function(conn, *args, **kwargs)`; APSW errors name `table`.
-
-    (Plain slotted classes, not dataclasses: a step is made per query, and a frozen
-    dataclass's constructor costs a few microseconds more.)
-    """
-
-    __slots__ = ("args", "function", "kwargs", "table")
-
-    def __init__(self, table: str, function: Callable[..., _R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        self.table = table
-        self.function = function
-        self.args = args
-        self.kwargs = kwargs
-
-    def __iter__(self) -> Generator[Step, Any, _R]:
-        return cast(_R, (yield self))
-
-    def __repr__(self) -> str:
-        return f"Query({self.table!r}, {getattr(self.function, '__name__', self.function)!r})"
-
-
-class Atomic(Generic[_R]):
-    """A nested plan run as one transaction (or savepoint) or one snapshot."""
-
-    __slots__ = ("atomicity", "plan")
-
-    def __init__(self, atomicity: Atomicity, plan: Plan[_R]) -> None:
-        self.atomicity = atomicity
-        self.plan = plan
-
-    def __iter__(self) -> Generator[Step, Any, _R]:
-        return cast(_R, (yield self))
-
-
-Step: TypeAlias = "Query[Any] | Atomic[Any]"
-Plan: TypeAlias = Generator["Query[Any] | Atomic[Any]", Any, _R]
-
-
-def query(
-    table: str, function: Callable[Concatenate[apsw.Connection, _P], _R], *args: _P.args, **kwargs: _P.kwargs
-) -> Query[_R]:
-    """The step that runs a generated query (`function`, called with the connection first) on `table`."""
-    return Query(table, function, args, kwargs)
-
-
-def transaction(plan: Plan[_R]) -> Atomic[_R]:
-    """The step that runs `plan` as one transaction: all of its writes kept, or none."""
-    return Atomic(Atomicity.TRANSACTION, plan)
-
-
-def snapshot(plan: Plan[_R]) -> Atomic[_R]:
-    """The step that runs `plan`'s reads against one state of the database."""
-    return Atomic(Atomicity.SNAPSHOT, plan)
-
-
-def run_query(conn: apsw.Connection, step: Query[_R]) -> _R:
-    """Run one query step on `conn`; APSW errors become the library's (naming the step's table)."""
-    try:
-        return step.function(conn, *step.args, **step.kwargs)
-    except apsw.Error as exc:
-        raise translate(exc, table=step.table) from exc
-
-
-def run(session: Session, plan: Plan[_R]) -> _R:
-    """Carry `plan` out on `session`, step by step; a step's error is raised inside the plan."""
-    value: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            step = plan.send(value) if error is None else plan.throw(error)
-        except StopIteration as stop:
-            return cast(_R, stop.value)
-        value, error = None, None
-        try:
-            if isinstance(step, Query):
-                value = run_query(session.conn, step)
-            elif step.atomicity is Atomicity.TRANSACTION:
-                with session.transaction():
-                    value = run(session, step.plan)
-            else:
-                with session.snapshot():
-                    value = run(session, step.plan)
-        except BaseException as exc:  # handed to the plan, which re-raises what it does not handle
-            error = exc
-
-
-def _page_limit(limit: int | None) -> int:
-    checked = mapping.page_limit(limit)
-    return _ALL if checked is None else checked
-
-
-def _returned(row: _R | None, table: str) -> _R:
-    """The row of an INSERT ... RETURNING (one that did not raise always returns it)."""
-    if row is None:  # pragma: no cover - SQLite guarantees it
-        raise AssertionError(f"{table}: INSERT returned no row")
-    return row
-
-
-def _exists(table: str, id: int) -> Plan[bool]:
-    """Whether `table` (threads, modes, messages or tags) has a row with `id`."""
-    if table == "threads":
-        row: object = yield from query(table, threads_q.get_thread, id=id)
-    elif table == "modes":
-        row = yield from query(table, modes_q.get_mode, id=id)
-    elif table == "messages":
-        row = yield from query(table, messages_q.get_message, id=id)
-    else:
-        row = yield from query(table, tags_q.get_tag, id=id)
-    return row is not None
-
-
-def _missing_reference(
-    table: str, refs: Sequence[tuple[str, str, int]], cause: ConstraintViolation
-) -> Plan[ConstraintViolation]:
-    """Name the column of a FOREIGN KEY failure: the first `(column, parent table, id)` whose parent is absent."""
-    for column, parent, key in refs:
-        if not (yield from _exists(parent, key)):
-            return ConstraintViolation(
-                f"{table}.{column}: no {parent} row with id {key!r} (FOREIGN KEY constraint failed)",
-                kind="FOREIGN KEY",
-                table=table,
-                column=column,
-                code=cause.code,
-            )
-    return cause
-
 
 class ConfigurationPlans:
     @staticmethod
@@ -213,7 +86,7 @@ class ConfigurationPlans:
             base_url=configuration.base_url,
             model_name=configuration.model_name,
         )
-        return mapping.configuration(_returned(row, "configuration"))
+        return mapping.configuration(returned(row, "configuration"))
 
     @staticmethod
     def delete() -> Plan[bool]:
@@ -224,7 +97,7 @@ class ConfigurationPlans:
 class ThreadPlans:
     @staticmethod
     def list(limit: int | None = None, before: Thread | Cursor | None = None) -> Plan[builtins.list[Thread]]:
-        page_limit = _page_limit(limit)
+        page_limit = limit_of(limit)
         if before is None:
             rows = yield from query("threads", threads_q.list_threads_first, page_limit=page_limit)
         else:
@@ -250,7 +123,7 @@ class ThreadPlans:
         row = yield from query(
             "threads", threads_q.insert_thread, id=thread.id, name=thread.name, created_at=thread.created_at
         )
-        return mapping.thread(_returned(row, "threads"))
+        return mapping.thread(returned(row, "threads"))
 
     @staticmethod
     def update(thread: Thread) -> Plan[Thread]:
@@ -292,7 +165,7 @@ class TagPlans:
             description=tag.description,
             is_editable=tag.is_editable,
         )
-        return mapping.tag(_returned(row, "tags"))
+        return mapping.tag(returned(row, "tags"))
 
     @staticmethod
     def update(tag: Tag) -> Plan[Tag]:
@@ -328,7 +201,7 @@ class TagPlans:
 
     @staticmethod
     def _require(table: str, id: int) -> Plan[None]:
-        if not (yield from _exists(table, id)):
+        if not (yield from exists(table, id)):
             raise NotFound(table, id)
 
     @staticmethod
@@ -376,7 +249,7 @@ class TagPlans:
             if exc.kind != "FOREIGN KEY":
                 raise
             for tag_id in tag_ids:
-                if not (yield from _exists("tags", tag_id)):
+                if not (yield from exists("tags", tag_id)):
                     return tag_id
             raise
         return None
@@ -392,7 +265,7 @@ class MessagePlans:
     def list(
         thread_id: int, limit: int | None = None, after: Message | Cursor | None = None
     ) -> Plan[builtins.list[Message]]:
-        page_limit = _page_limit(limit)
+        page_limit = limit_of(limit)
         return (yield from snapshot(MessagePlans._list(thread_id, page_limit, after)))
 
     @staticmethod
@@ -417,7 +290,7 @@ class MessagePlans:
     def list_before(
         thread_id: int, limit: int | None = None, before: Message | Cursor | None = None
     ) -> Plan[builtins.list[Message]]:
-        page_limit = _page_limit(limit)
+        page_limit = limit_of(limit)
         return (yield from snapshot(MessagePlans._list_before(thread_id, page_limit, before)))
 
     @staticmethod
@@ -507,7 +380,7 @@ class MessagePlans:
             if exc.kind != "FOREIGN KEY":
                 raise
             refs = [("thread_id", "threads", message.thread_id)]
-            raise (yield from _missing_reference("messages", refs, exc)) from exc
+            raise (yield from missing_reference("messages", refs, exc)) from exc
 
     @staticmethod
     def _link(message_id: int, tag_ids: Sequence[int]) -> Plan[None]:
@@ -525,12 +398,12 @@ class MessagePlans:
         tag_ids = MessagePlans._tag_ids(message)
         if not tag_ids:
             row = yield from MessagePlans._write(message, insert=True)
-            return mapping.message(_returned(row, "messages"), ())
+            return mapping.message(returned(row, "messages"), ())
         return (yield from transaction(MessagePlans._create_tagged(message, tag_ids)))
 
     @staticmethod
     def _create_tagged(message: Message, tag_ids: Sequence[int]) -> Plan[Message]:
-        row = _returned((yield from MessagePlans._write(message, insert=True)), "messages")
+        row = returned((yield from MessagePlans._write(message, insert=True)), "messages")
         yield from MessagePlans._link(row.id, tag_ids)
         tags = yield from TagPlans.of_message(row.id)
         return mapping.message(row, tuple(tags))
@@ -575,7 +448,7 @@ class ModePlans:
         row = yield from query(
             "modes", modes_q.insert_mode, id=mode.id, name=mode.name, prompt=mode.prompt, is_editable=mode.is_editable
         )
-        return mapping.mode(_returned(row, "modes"))
+        return mapping.mode(returned(row, "modes"))
 
     @staticmethod
     def update(mode: Mode) -> Plan[Mode]:
@@ -645,12 +518,12 @@ class ModeOutputPlans:
             if exc.kind != "FOREIGN KEY":
                 raise
             refs = [("thread_id", "threads", output.thread_id), ("mode_id", "modes", output.mode_id)]
-            raise (yield from _missing_reference("mode_outputs", refs, exc)) from exc
+            raise (yield from missing_reference("mode_outputs", refs, exc)) from exc
 
     @staticmethod
     def create(output: ModeOutput) -> Plan[ModeOutput]:
         row = yield from ModeOutputPlans._write(output, insert=True)
-        return mapping.mode_output(_returned(row, "mode_outputs"))
+        return mapping.mode_output(returned(row, "mode_outputs"))
 
     @staticmethod
     def update(output: ModeOutput) -> Plan[ModeOutput]:
