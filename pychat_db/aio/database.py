@@ -11,7 +11,6 @@ async with AsyncDatabase("chat.db") as db:
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,7 +19,7 @@ from typing import TypeVar
 
 import apsw
 
-from pychat_db.aio.framework import Framework, for_connection
+from pychat_db.aio.framework import Framework, TaskLock, for_connection
 from pychat_db.aio.repositories import ASYNC_CLASSES, AsyncRepositoryAttributes
 from pychat_db.aio.session import AsyncSession
 from pychat_db.connection import configure, default_vfs, is_file_path, open_flags
@@ -103,7 +102,6 @@ class AsyncDatabase(AsyncRepositoryAttributes):
         self._writer: AsyncSession | None = None
         self._readers: list[AsyncSession] = []
         self._free: list[AsyncSession] = []
-        self._holding: contextvars.ContextVar[bool] = contextvars.ContextVar(f"pychat_db.aio:{id(self)}", default=False)
         self._attach(ASYNC_CLASSES)
 
     # -- opening and closing ------------------------------------------------------------------
@@ -122,7 +120,7 @@ class AsyncDatabase(AsyncRepositoryAttributes):
             except apsw.Error as exc:
                 raise translate(exc) from exc
             self._framework: Framework = framework
-            self._lock = framework.lock()
+            self._writer_lock = TaskLock(framework, f"pychat_db.aio:{id(self)}")
             self._writer = writer
             for _ in range(self._reader_count):
                 reader = AsyncSession(await open_async(self.path, vfs=self._vfs), framework)
@@ -178,20 +176,13 @@ class AsyncDatabase(AsyncRepositoryAttributes):
     async def _writer_held(self) -> AsyncIterator[AsyncSession]:
         """The writer session, for this task alone (already ours inside `transaction()`)."""
         writer = self._session()
-        if self._holding.get():
+        async with self._writer_lock.hold():
             yield writer
-            return
-        async with self._lock:
-            token = self._holding.set(True)
-            try:
-                yield writer
-            finally:
-                self._holding.reset(token)
 
     async def read(self, plan: Plan[R]) -> R:
         """Run a read method's plan: on a free reader, or on the writer inside a transaction or without readers."""
         self._session()
-        if self._holding.get() or not self._readers:
+        if self._writer_lock.held or not self._readers:
             async with self._writer_held() as session:
                 return await session.run(plan)
         async with self._reading:

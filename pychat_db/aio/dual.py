@@ -23,7 +23,6 @@ method description (`pychat_db.switchover.forwarding`).
 
 from __future__ import annotations
 
-import contextvars
 import datetime as dt
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -31,7 +30,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
-from pychat_db.aio.framework import Framework, running
+from pychat_db.aio.framework import Framework, TaskLock, running
 from pychat_db.aio.protocols import AsyncRepositories
 from pychat_db.aio.repositories import AsyncRepositoryAttributes, to_primary
 from pychat_db.convert import timestamp_to_db
@@ -82,10 +81,7 @@ class AsyncDualWriteRepositories(AsyncRepositoryAttributes):
         self._depth = 0
         self._log = log
         self._framework = framework or running()
-        self._lock = self._framework.lock()
-        self._holding: contextvars.ContextVar[bool] = contextvars.ContextVar(
-            f"pychat_db.aio.dual:{id(self)}", default=False
-        )
+        self._task_lock = TaskLock(self._framework, f"pychat_db.aio.dual:{id(self)}")
         self._attach(ASYNC_DUAL_CLASSES)
 
     # -- state --------------------------------------------------------------------------------
@@ -101,19 +97,6 @@ class AsyncDualWriteRepositories(AsyncRepositoryAttributes):
         )
         self.failures.append(failure)
         print(f"pychat_db: secondary write {outcome}: {what}: {failure.error}", file=self._log or sys.stderr)
-
-    @asynccontextmanager
-    async def _held(self) -> AsyncIterator[None]:
-        """The wrapper's writes and blocks, for this task alone (already ours inside `transaction()`)."""
-        if self._holding.get():
-            yield
-            return
-        async with self._lock:
-            token = self._holding.set(True)
-            try:
-                yield
-            finally:
-                self._holding.reset(token)
 
     # -- applying -----------------------------------------------------------------------------
 
@@ -154,7 +137,7 @@ class AsyncDualWriteRepositories(AsyncRepositoryAttributes):
 
     async def drain(self) -> int:
         """Replay the queued secondary writes in order; return how many remain queued (see the sync `drain`)."""
-        async with self._held():
+        async with self._task_lock.hold():
             while self._queue:
                 if self._depth:
                     raise SecondaryWriteError("drain() inside a transaction: call it after the transaction")
@@ -175,7 +158,7 @@ class AsyncDualWriteRepositories(AsyncRepositoryAttributes):
         its end on both sides (or is queued) before a cancellation is delivered: cancelled
         between the primary's write and the secondary's copy, the two would differ.
         """
-        async with self._held():
+        async with self._task_lock.hold():
             if self._depth:
                 result = await primary()
                 self._batch.append(forward(result))
@@ -193,7 +176,7 @@ class AsyncDualWriteRepositories(AsyncRepositoryAttributes):
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
         """A transaction on the primary; the secondary gets the block's writes as one batch when it succeeds."""
-        async with self._held():
+        async with self._task_lock.hold():
             outermost = self._depth == 0
             mark = len(self._batch)
             applied = False

@@ -14,16 +14,17 @@ has no APSW connection to ask (the same detection as `apsw.aio.Auto`, no control
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import sys
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol, TypeVar
 
 import apsw
 import apsw.aio
 
-__all__ = ["Framework", "for_connection", "running"]
+__all__ = ["Framework", "TaskLock", "for_connection", "running"]
 
 T = TypeVar("T")
 
@@ -155,3 +156,30 @@ def running() -> Framework:
             return _Trio()
     asyncio.get_running_loop()
     return _AsyncIO()
+
+
+class TaskLock:
+    """A lock that one task holds across nested blocks: `hold()` takes it, or passes through when the caller
+    holds it already (inside its own `hold()`; a task started there inherits the context and counts as
+    holding). What the writer of `AsyncDatabase`, a dual-write wrapper and the async legacy store serialise on."""
+
+    def __init__(self, framework: Framework, name: str) -> None:
+        self._lock = framework.lock()
+        self._holding: contextvars.ContextVar[bool] = contextvars.ContextVar(name, default=False)
+
+    @property
+    def held(self) -> bool:
+        """Whether the calling task holds it."""
+        return self._holding.get()
+
+    @asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        if self._holding.get():
+            yield
+            return
+        async with self._lock:
+            token = self._holding.set(True)
+            try:
+                yield
+            finally:
+                self._holding.reset(token)

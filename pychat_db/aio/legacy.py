@@ -18,14 +18,13 @@ description (`pychat_db.repositories.methods`), as the switch-over's forwarders 
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pychat_db.aio.framework import Framework, running
+from pychat_db.aio.framework import Framework, TaskLock, running
 from pychat_db.aio.protocols import AsyncRepositories
 from pychat_db.aio.repositories import AsyncRepositoryAttributes
 from pychat_db.legacy import LegacyRepositories
@@ -43,10 +42,7 @@ class AsyncLegacyRepositories(AsyncRepositoryAttributes):
     def __init__(self, legacy: LegacyRepositories, framework: Framework | None = None) -> None:
         self.legacy = legacy
         self.framework = framework or running()
-        self._lock = self.framework.lock()
-        self._holding: contextvars.ContextVar[bool] = contextvars.ContextVar(
-            f"pychat_db.aio.legacy:{id(self)}", default=False
-        )
+        self._task_lock = TaskLock(self.framework, f"pychat_db.aio.legacy:{id(self)}")
         self._attach(ASYNC_LEGACY_CLASSES)
 
     @classmethod
@@ -60,28 +56,15 @@ class AsyncLegacyRepositories(AsyncRepositoryAttributes):
         )
         return cls(legacy, framework)
 
-    @asynccontextmanager
-    async def _held(self) -> AsyncIterator[None]:
-        """The store, for this task alone (already ours inside `transaction()`)."""
-        if self._holding.get():
-            yield
-            return
-        async with self._lock:
-            token = self._holding.set(True)
-            try:
-                yield
-            finally:
-                self._holding.reset(token)
-
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`fn(*args, **kwargs)` (a method of `legacy`) in a worker thread, the store held."""
-        async with self._held():
+        async with self._task_lock.hold():
             return await self.framework.in_thread(lambda: fn(*args, **kwargs))
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
         """All writes of the block kept (and saved, with autosave), or none when it raises or is cancelled."""
-        async with self._held():
+        async with self._task_lock.hold():
             block = self.legacy.transaction()
             entered: list[bool] = []  # set in the worker: a cancelled await may follow an entry that happened
 
