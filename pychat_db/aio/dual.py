@@ -23,7 +23,6 @@ method description (`pychat_db.switchover.forwarding`).
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -33,9 +32,8 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 from pychat_db.aio.framework import Framework, TaskLock, running
 from pychat_db.aio.protocols import AsyncRepositories
 from pychat_db.aio.repositories import AsyncRepositoryAttributes, to_primary
-from pychat_db.convert import timestamp_to_db
 from pychat_db.repositories.methods import Kind, Method
-from pychat_db.switchover.dual import SecondaryFailure, SecondaryWriteError
+from pychat_db.switchover.dual import SecondaryFailure, SecondaryWriteError, record_failure
 from pychat_db.switchover.forwarding import Part, forwarder_classes
 from pychat_db.switchover.settings import OnSecondaryFailure, parse_choice
 
@@ -92,11 +90,7 @@ class AsyncDualWriteRepositories(AsyncRepositoryAttributes):
         return sum(len(batch) for batch in self._queue)
 
     def _record(self, what: str, exc: BaseException, outcome: str) -> None:
-        failure = SecondaryFailure(
-            what, f"{type(exc).__name__}: {exc}", outcome, timestamp_to_db(dt.datetime.now(dt.UTC))
-        )
-        self.failures.append(failure)
-        print(f"pychat_db: secondary write {outcome}: {what}: {failure.error}", file=self._log or sys.stderr)
+        self.failures.append(record_failure(what, exc, outcome, self._log))
 
     # -- applying -----------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from pychat_db.repositories.protocols import Repositories
 from pychat_db.switchover.forwarding import Forwarders, Part, forwarder_classes, to_primary
 from pychat_db.switchover.settings import OnSecondaryFailure, parse_choice
 
-__all__ = ["DualWriteRepositories", "SecondaryFailure", "SecondaryWriteError", "forward_dual"]
+__all__ = ["DualWriteRepositories", "SecondaryFailure", "SecondaryWriteError", "forward_dual", "record_failure"]
 
 T = TypeVar("T")
 
@@ -52,6 +52,14 @@ class SecondaryFailure:
     error: str
     outcome: str  # "raised" (primary rolled back), "queued", "diverged" (primary commit failed after)
     at: str
+
+
+def record_failure(what: str, exc: BaseException, outcome: str, log: IO[str] | None) -> SecondaryFailure:
+    """The record of a failed secondary write, and its one line on `log` (default stderr): the same for the
+    sync and the async dual-write wrappers."""
+    failure = SecondaryFailure(what, f"{type(exc).__name__}: {exc}", outcome, timestamp_to_db(dt.datetime.now(dt.UTC)))
+    print(f"pychat_db: secondary write {outcome}: {what}: {failure.error}", file=log or sys.stderr)
+    return failure
 
 
 class DualWriteRepositories(Forwarders):
@@ -93,11 +101,7 @@ class DualWriteRepositories(Forwarders):
         return self._depth > 0
 
     def _record(self, what: str, exc: BaseException, outcome: str) -> None:
-        failure = SecondaryFailure(
-            what, f"{type(exc).__name__}: {exc}", outcome, timestamp_to_db(dt.datetime.now(dt.UTC))
-        )
-        self.failures.append(failure)
-        print(f"pychat_db: secondary write {outcome}: {what}: {failure.error}", file=self._log or sys.stderr)
+        self.failures.append(record_failure(what, exc, outcome, self._log))
 
     # -- applying -----------------------------------------------------------------------------
 
