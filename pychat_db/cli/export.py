@@ -97,6 +97,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     args = build_parser(prog).parse_args(argv)
     exported_at = args.exported_at or ui.now_exported_at()
     started = time.perf_counter()
+    summaries: list[FileSummary] = []
     try:
         summaries = export_database(args.db, args.out, exported_at=exported_at, force=args.force, quiet=args.quiet)
     except ExportWriteError as exc:
@@ -111,30 +112,18 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     else:
         message = ""
     elapsed = time.perf_counter() - started
+    document = ui.export_document(
+        "export",
+        seconds=elapsed,
+        summaries=summaries,
+        problem=message,
+        details={"exported_at": exported_at},
+        database=args.db,
+        output=args.out,
+    )
+    ui.write_report(args.report, document)
     if message:
-        ui.write_report(args.report, _document(args, elapsed, [], [message]))
         return ui.error(message)
     total = ui.print_export_summary(summaries)
     print(f"exported {ui.count(total)} rows to {ui.shown(args.out)} in {elapsed:.1f} s (exportedAt {exported_at})")
-    ui.write_report(args.report, _document(args, elapsed, summaries, [], exported_at))
     return ui.EXIT_OK
-
-
-def _document(
-    args: argparse.Namespace,
-    seconds: float,
-    summaries: list[FileSummary],
-    problems: list[str],
-    exported_at: str | None = None,
-) -> dict[str, object]:
-    return ui.report_document(
-        "export",
-        ok=not problems,
-        seconds=seconds,
-        rows=sum(s.rows for s in summaries),
-        collections=ui.export_collections(summaries),
-        database=args.db,
-        output=args.out,
-        problems=problems,
-        details={"exported_at": exported_at} if exported_at else {},
-    )

@@ -193,18 +193,14 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     else:
         message = ""
     elapsed = time.perf_counter() - started
-    document = ui.report_document(
+    document = ui.export_document(
         "export-isar",
-        ok=not message,
         seconds=elapsed,
-        rows=sum(s.rows for s in summaries),
-        collections=ui.export_collections(summaries),
+        summaries=summaries,
+        problem=message,
+        details={"exported_at": exported_at, "isar_reading": notes_json(met, Nulls(args.nulls), args.keep_removed)},
         source=args.file,
         output=args.out,
-        problems=[message] if message else [],
-        details={"exported_at": exported_at, "isar_reading": notes_json(met, Nulls(args.nulls), args.keep_removed)}
-        if not message
-        else {},
     )
     ui.write_report(args.report, document)
     if message:

@@ -453,6 +453,33 @@ def export_collections(summaries: Sequence[FileSummary]) -> dict[str, dict[str, 
     return {s.collection: {"rows": s.rows, "bytes": s.size, "file": s.file} for s in summaries}
 
 
+def export_document(
+    command: str,
+    *,
+    seconds: float,
+    summaries: Sequence[FileSummary],
+    problem: str,
+    details: dict[str, Any],
+    source: Path | str | None = None,
+    database: Path | str | None = None,
+    output: Path | str | None = None,
+) -> dict[str, Any]:
+    """The report of an export (`export`, `export-isar`): its files, or the one problem that stopped it
+    (`problem` empty: none; `details` are kept only then)."""
+    return report_document(
+        command,
+        ok=not problem,
+        seconds=seconds,
+        rows=sum(s.rows for s in summaries),
+        collections=export_collections(summaries),
+        source=source,
+        database=database,
+        output=output,
+        problems=[problem] if problem else [],
+        details={} if problem else details,
+    )
+
+
 # -- running --------------------------------------------------------------------------------------------------------
 
 
