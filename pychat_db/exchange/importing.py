@@ -103,10 +103,6 @@ class CollectionReport:
     bytes: int = 0
     seconds: float = 0.0
 
-    @property
-    def rows_per_second(self) -> float:
-        return self.read / self.seconds if self.seconds > 0 else 0.0
-
 
 @dataclass
 class ImportReport:
@@ -124,33 +120,6 @@ class ImportReport:
     @property
     def rows_read(self) -> int:
         return sum(c.read for c in self.collections.values())
-
-    def to_json(self) -> dict[str, object]:
-        total = self.timings.get("total", 0.0)
-        return {
-            "source": self.source,
-            "database": self.database,
-            "dryRun": self.dry_run,
-            "ok": self.ok,
-            "collections": {
-                c.name: {
-                    "read": c.read,
-                    "imported": c.imported,
-                    "rejected": c.rejected,
-                    "adopted": c.adopted,
-                    "bytes": c.bytes,
-                    "seconds": round(c.seconds, 4),
-                    "rowsPerSecond": round(c.rows_per_second),
-                }
-                for c in self.collections.values()
-            },
-            "recoveryThreadId": self.recovery_thread_id,
-            "problems": [str(p) for p in self.problems],
-            "rejected": [str(p) for p in self.rejected_samples],
-            "notes": self.notes,
-            "timings": {k: round(v, 4) for k, v in self.timings.items()},
-            "rowsPerSecond": round(self.rows_read / total) if total > 0 else 0,
-        }
 
 
 class ImportFailed(PychatDbError):

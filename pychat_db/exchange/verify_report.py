@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 from pychat_db.errors import PychatDbError
 
@@ -72,23 +71,3 @@ class VerifyReport:
     @property
     def rows(self) -> int:
         return sum(c.export_rows for c in self.collections)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "export": self.export,
-            "db": self.db,
-            "seconds": round(self.seconds, 3),
-            "rows_per_second": round(self.rows / self.seconds) if self.seconds > 0 else None,
-            "collections": {
-                c.collection: {k: v for k, v in asdict(c).items() if k != "collection"} | {"ok": c.ok}
-                for c in self.collections
-            },
-            "samples": {
-                "requested": self.samples_requested,
-                "checked": self.samples_checked,
-                "mismatches": self.sample_mismatches,
-            },
-            "manifest_problems": self.manifest_problems,
-            "mismatches": [asdict(m) | {"message": str(m)} for m in self.mismatches],
-        }
