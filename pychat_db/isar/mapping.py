@@ -2,7 +2,8 @@
 
 `MAPPING` is the table (and docs/isar-format.md's): for each contract collection
 (`pychat_db.exchange.contract`), its Isar collection, the property each field is read
-from with the stored types accepted, and the links that hold its link fields.
+from (the field's own name) with the stored types accepted (by the field's kind:
+`STORED`), and the links that hold its link fields.
 message_tags is the many-to-many link `TAGS_LINK`. `check_schema` refuses a file
 holding what the table does not know.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pychat_db.exchange import contract
-from pychat_db.exchange.contract import Collection
+from pychat_db.exchange.contract import Collection, Kind
 from pychat_db.isar.file import IsarFile
 from pychat_db.isar.format import DataType, IsarFormatError
 
@@ -45,59 +46,31 @@ class CollectionMap:
     links: tuple[LinkMap, ...] = ()
 
 
+# The stored types accepted for a contract field of each kind (an id or a link is not a property).
+STORED: dict[Kind, tuple[DataType, ...]] = {
+    Kind.TEXT: TEXT,
+    Kind.TIMESTAMP: TIMESTAMP,
+    Kind.BOOL: BOOL,
+    Kind.ENUM: ENUM,
+    Kind.BYTES: BYTES,
+}
+
+
+def mapped(collection: Collection, isar: str, *links: LinkMap) -> CollectionMap:
+    """`collection` read from the Isar collection `isar`: each of its fields from the property of the same
+    name, as the stored types of its kind (`STORED`); its link fields from `links`."""
+    properties = tuple(PropertyMap(f.name, f.name, STORED[f.kind]) for f in collection.fields if f.kind in STORED)
+    return CollectionMap(collection, isar, properties, links)
+
+
 MAPPING: tuple[CollectionMap, ...] = (
-    CollectionMap(
-        contract.CONFIGURATION,
-        "Configuration",
-        (
-            PropertyMap("apiKey", "apiKey", TEXT),
-            PropertyMap("baseUrl", "baseUrl", TEXT),
-            PropertyMap("modelName", "modelName", TEXT),
-        ),
-    ),
-    CollectionMap(
-        contract.THREADS,
-        "Thread",
-        (PropertyMap("name", "name", TEXT), PropertyMap("createdAt", "createdAt", TIMESTAMP)),
-    ),
-    CollectionMap(
-        contract.MODES,
-        "Mode",
-        (
-            PropertyMap("name", "name", TEXT),
-            PropertyMap("prompt", "prompt", TEXT),
-            PropertyMap("isEditable", "isEditable", BOOL),
-        ),
-    ),
-    CollectionMap(
-        contract.TAGS,
-        "Tag",
-        (
-            PropertyMap("name", "name", TEXT),
-            PropertyMap("description", "description", TEXT),
-            PropertyMap("isEditable", "isEditable", BOOL),
-        ),
-    ),
-    CollectionMap(
-        contract.MESSAGES,
-        "Message",
-        (
-            PropertyMap("text", "text", TEXT),
-            PropertyMap("timestamp", "timestamp", TIMESTAMP),
-            PropertyMap("type", "type", ENUM),
-            PropertyMap("description", "description", TEXT),
-            PropertyMap("fileData", "fileData", BYTES),
-            PropertyMap("mimeType", "mimeType", TEXT),
-            PropertyMap("transcript", "transcript", TEXT),
-            PropertyMap("fileName", "fileName", TEXT),
-        ),
-        (LinkMap("threadId", "thread", "Thread"),),
-    ),
-    CollectionMap(
-        contract.MODE_OUTPUTS,
-        "ModeOutput",
-        (PropertyMap("createdAt", "createdAt", TIMESTAMP), PropertyMap("content", "content", TEXT)),
-        (LinkMap("threadId", "thread", "Thread"), LinkMap("modeId", "mode", "Mode")),
+    mapped(contract.CONFIGURATION, "Configuration"),
+    mapped(contract.THREADS, "Thread"),
+    mapped(contract.MODES, "Mode"),
+    mapped(contract.TAGS, "Tag"),
+    mapped(contract.MESSAGES, "Message", LinkMap("threadId", "thread", "Thread")),
+    mapped(
+        contract.MODE_OUTPUTS, "ModeOutput", LinkMap("threadId", "thread", "Thread"), LinkMap("modeId", "mode", "Mode")
     ),
 )
 BY_CONTRACT = {m.contract.name: m for m in MAPPING}
