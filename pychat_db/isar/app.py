@@ -42,7 +42,7 @@ from pychat_db.isar.mapping import BY_CONTRACT, TAGS_LINK, CollectionMap, check_
 from pychat_db.isar.storage import StorageError, private_copy
 
 Row = dict[str, Any]
-BATCH_ROWS = 1024  # rows per batch of `value_batches` at most
+BATCH_ROWS = 1024  # rows per batch of `typed_batches` at most
 BATCH_BYTES = 4 << 20  # and about this much read from the file (blobs) per batch
 OBJECT_BATCH = 64  # objects read from the file per call (in C), their ids decoded in one call
 
@@ -98,30 +98,10 @@ class AppReader:
         for batch in self.value_batches(collection):
             yield from batch
 
-    def value_batches(
-        self,
-        collection: Collection,
-        *,
-        max_rows: int = BATCH_ROWS,
-        max_bytes: int = BATCH_BYTES,
-        check_tag_sources: bool = True,
-    ) -> Iterator[list[Sequence[Any]]]:
-        """The rows of `values(collection)` in lists of up to `max_rows` rows or about `max_bytes` read
-        (the import's hot path: no call per row between the reader and the codec).
-
-        A refusal is raised after the rows before it were yielded, so a consumer sees the same rows
-        before the same error as with `values()`.
-
-        `check_tag_sources=False` (only for a consumer that proves it otherwise, as the loader's
-        `foreign_key_check` does): message_tags pairs are not checked to come from an existing
-        Message, which costs a lookup (reading the whole message) per distinct source. A pair
-        to a missing Tag, or a corrupt pair, is still refused, with the same error as the checked
-        read gives (it reruns the checked read to find the first refusal in link order).
-        """
-        typed = self.typed_batches(
-            collection, max_rows=max_rows, max_bytes=max_bytes, check_tag_sources=check_tag_sources
-        )
-        return (batch for batch, _ in typed)
+    def value_batches(self, collection: Collection) -> Iterator[list[Sequence[Any]]]:
+        """The rows of `values(collection)` in the batches of `typed_batches(collection)`, without whether
+        each is typed."""
+        return (batch for batch, _ in self.typed_batches(collection))
 
     def typed_batches(
         self,
@@ -131,11 +111,21 @@ class AppReader:
         max_bytes: int = BATCH_BYTES,
         check_tag_sources: bool = True,
     ) -> Iterator[tuple[list[Sequence[Any]], bool]]:
-        """The batches of `value_batches(collection)`, each with whether it is *typed*: every row made by
-        the generated decoder (`compile_fast_row`), whose values have the exchange codec's types by
-        construction (ints from i64 fields, str from strict UTF-8, bytes, bool; enum names, timestamps
-        and nulls checked), so `RowCodec.finish_typed_many` can convert them without validating them
-        again (`tests/test_isar_roundtrip.py` compares it with `convert_values` on the same objects).
+        """The rows of `values(collection)` in lists of up to `max_rows` rows or about `max_bytes` read
+        (the import's hot path: no call per row between the reader and the codec), each with whether it is
+        *typed*: every row made by the generated decoder (`compile_fast_row`), whose values have the exchange
+        codec's types by construction (ints from i64 fields, str from strict UTF-8, bytes, bool; enum names,
+        timestamps and nulls checked), so `RowCodec.finish_typed_many` can convert them without validating
+        them again (`tests/test_isar_roundtrip.py` compares it with `convert_values` on the same objects).
+
+        A refusal is raised after the rows before it were yielded, so a consumer sees the same rows
+        before the same error as with `values()`.
+
+        `check_tag_sources=False` (only for a consumer that proves it otherwise, as the loader's
+        `foreign_key_check` does): message_tags pairs are not checked to come from an existing
+        Message, which costs a lookup (reading the whole message) per distinct source. A pair
+        to a missing Tag, or a corrupt pair, is still refused, with the same error as the checked
+        read gives (it reruns the checked read to find the first refusal in link order).
         """
         if collection.name == contract.MESSAGE_TAGS.name:
             return ((pairs, False) for pairs in self._message_tags(check_tag_sources))  # LINK_BATCH pairs each

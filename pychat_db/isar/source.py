@@ -164,7 +164,7 @@ class IsarSource(MappingSource):
         row comes alone, as its Item. The same rows, checks and refusals as `items`.
 
         `loader_checks_links` (the loader's call): the message_tags pairs are not looked up in Message
-        by the reader (`AppReader.value_batches(check_tag_sources=False)`): the loader's
+        by the reader (`AppReader.typed_batches(check_tag_sources=False)`): the loader's
         `foreign_key_check` finds a pair from a missing message, and then re-reads the collection with
         `items()`, whose checked read refuses it as the reader always did (collection, id, field).
         """
