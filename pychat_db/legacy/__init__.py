@@ -9,29 +9,9 @@ See `pychat_db.legacy.store` (objects, links, backlinks, Isar deletes, persisten
 `pychat_db.legacy.repositories` (the protocols, and how deletes mirror SQLite's cascades).
 """
 
-from pychat_db.legacy.repositories import (
-    LegacyConfigurationRepository,
-    LegacyMessageRepository,
-    LegacyModeOutputRepository,
-    LegacyModeRepository,
-    LegacyRepositories,
-    LegacyTagRepository,
-    LegacyThreadRepository,
-    builtin_modes,
-)
+from pychat_db.legacy import repositories
+from pychat_db.legacy.repositories import *  # noqa: F403 (its public names: repositories.__all__)
 from pychat_db.legacy.store import LegacyStore, LegacyStoreError, ToMany, ToOne
 
-__all__ = [
-    "LegacyConfigurationRepository",
-    "LegacyMessageRepository",
-    "LegacyModeOutputRepository",
-    "LegacyModeRepository",
-    "LegacyRepositories",
-    "LegacyStore",
-    "LegacyStoreError",
-    "LegacyTagRepository",
-    "LegacyThreadRepository",
-    "ToMany",
-    "ToOne",
-    "builtin_modes",
-]
+__all__ = ["LegacyStore", "LegacyStoreError", "ToMany", "ToOne"]
+__all__ += repositories.__all__

@@ -11,11 +11,7 @@ from typing import Any
 
 from pychat_db.errors import ConstraintViolation
 from pychat_db.exchange.codec import INT64_MAX, INT64_MIN, Row
-from pychat_db.exchange.contract import (
-    MESSAGE_TYPES,
-    Collection,
-    Kind,
-)
+from pychat_db.exchange.contract import MESSAGE_TYPES, Collection, Kind
 from pychat_db.generated import mappers
 from pychat_db.generated.rows import ConfigurationRow, MessageRow, ModeOutputRow, ModeRow, TagRow, ThreadRow
 from pychat_db.models import Configuration, Message, Mode, ModeOutput, Tag, Thread

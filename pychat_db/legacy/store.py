@@ -35,23 +35,15 @@ from pathlib import Path
 
 from pychat_db import convert
 from pychat_db.errors import PychatDbError
+from pychat_db.exchange import contract
 from pychat_db.exchange.codec import INT64_MAX, Row
-from pychat_db.exchange.contract import (
-    COLLECTIONS,
-    MESSAGE_TAGS,
-    MESSAGES,
-    MODE_OUTPUTS,
-    MODES,
-    TAGS,
-    THREADS,
-    Collection,
-)
+from pychat_db.exchange.contract import Collection
 from pychat_db.exchange.reader import ExportDirectory, ExportError, Problem
 from pychat_db.exchange.writer import FileSummary, staged_directory, write_collection, write_manifest
 
 __all__ = ["OBJECT_COLLECTIONS", "LegacyStore", "LegacyStoreError", "ToMany", "ToOne"]
 
-OBJECT_COLLECTIONS: tuple[Collection, ...] = tuple(c for c in COLLECTIONS if c.key == ("id",))
+OBJECT_COLLECTIONS: tuple[Collection, ...] = tuple(c for c in contract.COLLECTIONS if c.key == ("id",))
 _MISSING = object()
 
 
@@ -135,13 +127,13 @@ class LegacyStore:
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else None
         self.objects: dict[str, dict[int, Row]] = {c.name: {} for c in OBJECT_COLLECTIONS}
-        self.message_thread = ToOne(MESSAGES, "threadId", THREADS)
-        self.output_thread = ToOne(MODE_OUTPUTS, "threadId", THREADS)
-        self.output_mode = ToOne(MODE_OUTPUTS, "modeId", MODES)
-        self.message_tags = ToMany(MESSAGES, TAGS)
+        self.message_thread = ToOne(contract.MESSAGES, "threadId", contract.THREADS)
+        self.output_thread = ToOne(contract.MODE_OUTPUTS, "threadId", contract.THREADS)
+        self.output_mode = ToOne(contract.MODE_OUTPUTS, "modeId", contract.MODES)
+        self.message_tags = ToMany(contract.MESSAGES, contract.TAGS)
         self.to_one: dict[str, tuple[ToOne, ...]] = {
-            MESSAGES.name: (self.message_thread,),
-            MODE_OUTPUTS.name: (self.output_thread, self.output_mode),
+            contract.MESSAGES.name: (self.message_thread,),
+            contract.MODE_OUTPUTS.name: (self.output_thread, self.output_mode),
         }
         self._undo: list[Callable[[], None]] | None = None
         self._max_id: dict[str, int | None] = {}
@@ -167,13 +159,13 @@ class LegacyStore:
 
     def count(self, collection: Collection) -> int:
         """Objects in `collection` (`message_tags`: links)."""
-        if collection is MESSAGE_TAGS:
+        if collection is contract.MESSAGE_TAGS:
             return sum(len(t) for t in self.message_tags.forward.values())
         return len(self.objects[collection.name])
 
     def rows(self, collection: Collection) -> Iterator[Row]:
         """Every row of a contract collection in key order, links filled in (what an export holds)."""
-        if collection is MESSAGE_TAGS:
+        if collection is contract.MESSAGE_TAGS:
             yield from self.message_tags.pairs()
             return
         for id in self.ids(collection):
@@ -285,10 +277,10 @@ class LegacyStore:
             if link.target is collection:
                 for source_id in link.sources(id):
                     self.link(link, source_id, None)
-        if collection is MESSAGES:
+        if collection is contract.MESSAGES:
             for tag_id in self.message_tags.targets(id):
                 self.remove_link(self.message_tags, id, tag_id)
-        if collection is TAGS:
+        if collection is contract.TAGS:
             for message_id in self.message_tags.sources(id):
                 self.remove_link(self.message_tags, message_id, id)
         return True
@@ -314,7 +306,7 @@ class LegacyStore:
         store = cls(path)
         try:
             source = ExportDirectory(path)
-            for collection in COLLECTIONS:
+            for collection in contract.COLLECTIONS:
                 for item in source.items(collection):
                     if item.error is not None:
                         raise LegacyStoreError(str(Problem.of(collection.name, item)))
@@ -333,12 +325,12 @@ class LegacyStore:
 
     def _load_row(self, collection: Collection, row: Row) -> tuple[str | None, str] | None:
         """Add one loaded row; (field, reason) when it cannot be added."""
-        if collection is MESSAGE_TAGS:
+        if collection is contract.MESSAGE_TAGS:
             message_id, tag_id = row
             assert isinstance(message_id, int) and isinstance(tag_id, int)
-            if message_id not in self.objects[MESSAGES.name]:
+            if message_id not in self.objects[contract.MESSAGES.name]:
                 return "messageId", f"no messages object with id {message_id}"
-            if tag_id not in self.objects[TAGS.name]:
+            if tag_id not in self.objects[contract.TAGS.name]:
                 return "tagId", f"no tags object with id {tag_id}"
             if not self.add_link(self.message_tags, message_id, tag_id):
                 return None, f"duplicate link ({message_id}, {tag_id})"
@@ -375,7 +367,7 @@ class LegacyStore:
         summaries: list[FileSummary] = []
         try:
             with staged_directory(target, force=True) as stage:
-                for collection in COLLECTIONS:
+                for collection in contract.COLLECTIONS:
                     summaries.append(write_collection(stage, collection, self.rows(collection)))
                 write_manifest(stage, summaries, when)
         except (OSError, PychatDbError) as exc:
