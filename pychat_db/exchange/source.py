@@ -17,6 +17,7 @@ from pychat_db.exchange.codec import FieldError, Row
 from pychat_db.exchange.contract import Collection
 
 
+@dataclass(slots=True, eq=False, repr=False)
 class Item:
     """One object read from a source: where it is, its original text, and its row or its error.
 
@@ -24,14 +25,11 @@ class Item:
     lines (then `where` names the object, e.g. "chat.isar: messages id=5").
     """
 
-    __slots__ = ("error", "line", "row", "text", "where")
-
-    def __init__(self, where: str, line: int | None, text: bytes | None, row: Row | None, error: FieldError | None):
-        self.where = where
-        self.line = line
-        self.text = text
-        self.row = row
-        self.error = error
+    where: str
+    line: int | None
+    text: bytes | None
+    row: Row | None
+    error: FieldError | None
 
     @property
     def location(self) -> str:
@@ -43,6 +41,7 @@ class Item:
         return f"Item({self.location}, {state})"
 
 
+@dataclass(slots=True, eq=False, repr=False)  # no repr: `lines` may hold the API key
 class Chunk:
     """Consecutive objects of one file, as `ExportDirectory.chunks` reads them.
 
@@ -52,16 +51,11 @@ class Chunk:
     and blank lines included / skipped exactly as `items()` gives them.
     """
 
-    __slots__ = ("first_line", "items", "lines", "rows", "where")
-
-    def __init__(
-        self, where: str, first_line: int, lines: list[bytes], rows: list[Row] | None, items: list[Item] | None
-    ) -> None:
-        self.where = where
-        self.first_line = first_line
-        self.lines = lines
-        self.rows = rows
-        self.items = items
+    where: str
+    first_line: int
+    lines: list[bytes]
+    rows: list[Row] | None
+    items: list[Item] | None
 
     def item(self, i: int) -> Item:
         """The Item of `rows[i]` (or `items[i]`)."""
