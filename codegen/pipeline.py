@@ -1,10 +1,10 @@
-"""The whole run: schema → queries → rendered files, as `{relative path: text}` (nothing written)."""
+"""The whole run: schema → queries → protocols → rendered files, as `{relative path: text}` (nothing written)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from codegen import render
+from codegen import protocols, render
 from codegen.queries import load_queries
 from codegen.schema import build, load_schemas
 from pychat_db.migrations import load_migrations
@@ -15,7 +15,7 @@ OWNED_FILES = ("docs/schema.md",)
 
 
 def generate(root: Path) -> dict[str, str]:
-    """Every generated file for the repository at `root` (its `schema/` and `queries/`).
+    """Every generated file for the repository at `root` (its `schema/`, `queries/` and repository protocols).
 
     Raises CodegenError naming the file (and query) when the input is refused.
     """
@@ -48,6 +48,10 @@ def generate(root: Path) -> dict[str, str]:
     for query_file in query_files:
         sources = [*schema_sources, render.Source.of(query_file.path, root)]
         out[f"{gen}/queries/{query_file.stem}.py"] = render.render_queries_module(query_file, head, sources)
+    described = protocols.load(root)  # the repository protocols, when `root` has them
+    if described is not None:
+        out[f"{gen}/sqlite_repositories.py"] = protocols.render_sqlite_repositories(described)
+        out[f"{gen}/async_protocols.py"] = protocols.render_async_protocols(described)
     return dict(sorted(out.items()))
 
 

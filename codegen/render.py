@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -85,11 +86,10 @@ def python_imports(body: str, candidates: dict[str, list[str]]) -> str:
 
     A candidate spelled `import X` is a straight `import X` (used when `body` says `X.`).
     """
-    stdlib = {"collections.abc", "dataclasses", "datetime", "enum", "json", "typing"}
     third_party = {"aiosql", "apsw"}
     groups: list[list[str]] = [[], [], []]
     for module in sorted(candidates):
-        group = 0 if module in stdlib else 1 if module in third_party else 2
+        group = 0 if module.partition(".")[0] in sys.stdlib_module_names else 1 if module in third_party else 2
         if f"import {module}" in candidates[module]:
             if re.search(rf"(?<![\w.]){re.escape(module)}\.", body):
                 groups[group].append(f"import {module}")

@@ -22,15 +22,8 @@ import apsw
 from pychat_db.connection import connect
 from pychat_db.errors import PychatDbError, translate
 from pychat_db.migrations import migrate
+from pychat_db.repositories import sqlite
 from pychat_db.repositories.session import Session
-from pychat_db.repositories.sqlite import (
-    SQLiteConfigurationRepository,
-    SQLiteMessageRepository,
-    SQLiteModeOutputRepository,
-    SQLiteModeRepository,
-    SQLiteTagRepository,
-    SQLiteThreadRepository,
-)
 from pychat_db.schema_check import check_schema
 
 
@@ -58,12 +51,12 @@ class Database:
             check_schema(self.connection)
             migrate(self.connection)
             self._session = Session(self.connection)
-            self.configuration = SQLiteConfigurationRepository(self._session)
-            self.threads = SQLiteThreadRepository(self._session)
-            self.tags = SQLiteTagRepository(self._session)
-            self.messages = SQLiteMessageRepository(self._session, self.tags)
-            self.modes = SQLiteModeRepository(self._session)
-            self.mode_outputs = SQLiteModeOutputRepository(self._session)
+            self.configuration = sqlite.SQLiteConfigurationRepository(self._session)
+            self.threads = sqlite.SQLiteThreadRepository(self._session)
+            self.tags = sqlite.SQLiteTagRepository(self._session)
+            self.messages = sqlite.SQLiteMessageRepository(self._session)
+            self.modes = sqlite.SQLiteModeRepository(self._session)
+            self.mode_outputs = sqlite.SQLiteModeOutputRepository(self._session)
             if seed_modes:
                 self.modes.seed_builtins()
         except apsw.Error as exc:

@@ -17,11 +17,16 @@ from hypothesis import strategies as st
 
 from codegen.errors import CodegenError
 from codegen.pipeline import existing, generate
+from codegen.protocols import PROTOCOLS
+from pychat_db import aio, repositories
+from pychat_db.aio import protocols as async_protocols
 from pychat_db.connection import connect
-from pychat_db.generated import mappers
+from pychat_db.generated import async_protocols as generated_async
+from pychat_db.generated import mappers, sqlite_repositories
 from pychat_db.generated.enums import MessageType
 from pychat_db.generated.rows import ConfigurationRow, MessageRow, ThreadRow
 from pychat_db.migrations import migrate
+from pychat_db.repositories import sqlite
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -184,7 +189,7 @@ def test_every_generated_file_names_its_sources_with_their_hashes() -> None:
         head = text[:4000]
         assert "python -m codegen" in head, path
         assert "do not edit" in head, path
-        listed = re.findall(r"([\w/.-]+\.(?:sql|j2))\"?:? \"?([0-9a-f]{64})", head)
+        listed = re.findall(r"([\w/.-]+\.(?:sql|j2|py))\"?:? \"?([0-9a-f]{64})", head)
         if path.endswith("__init__.py"):
             continue
         assert listed, path
@@ -200,6 +205,8 @@ def _copy_repo(tmp_path: Path) -> Path:
                     ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
     (root / "docs").mkdir()
     shutil.copy(ROOT / "docs" / "schema.md", root / "docs" / "schema.md")
+    (root / PROTOCOLS).parent.mkdir(parents=True)
+    shutil.copy(ROOT / PROTOCOLS, root / PROTOCOLS)
     return root
 
 
@@ -243,6 +250,51 @@ def test_check_fails_when_a_query_changes(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "pychat_db/generated/queries/threads.py: stale" in result.stderr
     assert "+def count_threads(" in result.stdout
+
+
+def test_check_fails_when_a_repository_protocol_changes(tmp_path: Path) -> None:
+    """A method declared (and marked) on a protocol is a new SQLite method running its plan, and a new async one."""
+    root = _copy_repo(tmp_path)
+    protocols = root / PROTOCOLS
+    text = protocols.read_text(encoding="utf-8")
+    anchor = "class TagRepository(Protocol):\n"
+    assert anchor in text
+    declared = (
+        "    @reads\n"
+        "    def count(self, *, editable: bool | None = None) -> int:\n"
+        '        """How many tags there are (`editable`: only those)."""\n'
+        "        ...\n\n"
+    )
+    protocols.write_text(text.replace(anchor, anchor + declared, 1), encoding="utf-8")
+    result = _codegen("--check", "--root", root)
+    assert result.returncode == 1
+    assert "pychat_db/generated/sqlite_repositories.py: stale" in result.stderr
+    assert "pychat_db/generated/async_protocols.py: stale" in result.stderr
+    assert "+    def count(self, *, editable: bool | None = None) -> int:\n" in result.stdout
+    assert "+        return self._run(TagPlans.count(editable=editable))\n" in result.stdout
+    assert "+    async def count(self, *, editable: bool | None = None) -> int:\n" in result.stdout
+    assert '+        """How many tags there are (`editable`: only those)."""\n' in result.stdout
+
+
+def test_an_unmarked_protocol_method_is_refused(tmp_path: Path) -> None:
+    root = _copy_repo(tmp_path)
+    protocols = root / PROTOCOLS
+    anchor = "class TagRepository(Protocol):\n"
+    text = protocols.read_text(encoding="utf-8").replace(anchor, anchor + "    def count(self) -> int: ...\n\n", 1)
+    protocols.write_text(text, encoding="utf-8")
+    with pytest.raises(
+        CodegenError, match=r"^pychat_db/repositories/protocols\.py: TagRepository\.count: not described"
+    ):
+        generate(root)
+
+
+def test_the_public_paths_name_the_generated_repositories() -> None:
+    assert sqlite.SQLiteThreadRepository is sqlite_repositories.SQLiteThreadRepository
+    assert repositories.SQLiteTagRepository is sqlite_repositories.SQLiteTagRepository
+    assert async_protocols.AsyncThreadRepository is generated_async.AsyncThreadRepository
+    assert aio.AsyncRepositories is generated_async.AsyncRepositories
+    assert set(sqlite_repositories.__all__) < set(repositories.__all__)
+    assert set(generated_async.__all__) < set(aio.__all__)
 
 
 def test_codegen_error_is_one_error_line_per_problem_and_exit_1(tmp_path: Path) -> None:

@@ -1,33 +1,7 @@
 """Repositories: the protocols the app codes against, and their SQLite implementations."""
 
-from pychat_db.repositories.protocols import (
-    ConfigurationRepository,
-    MessageRepository,
-    ModeOutputRepository,
-    ModeRepository,
-    TagRepository,
-    ThreadRepository,
-)
-from pychat_db.repositories.sqlite import (
-    SQLiteConfigurationRepository,
-    SQLiteMessageRepository,
-    SQLiteModeOutputRepository,
-    SQLiteModeRepository,
-    SQLiteTagRepository,
-    SQLiteThreadRepository,
-)
+from pychat_db.repositories import protocols, sqlite
+from pychat_db.repositories.protocols import *  # noqa: F403
+from pychat_db.repositories.sqlite import *  # noqa: F403
 
-__all__ = [
-    "ConfigurationRepository",
-    "MessageRepository",
-    "ModeOutputRepository",
-    "ModeRepository",
-    "SQLiteConfigurationRepository",
-    "SQLiteMessageRepository",
-    "SQLiteModeOutputRepository",
-    "SQLiteModeRepository",
-    "SQLiteTagRepository",
-    "SQLiteThreadRepository",
-    "TagRepository",
-    "ThreadRepository",
-]
+__all__ = [*protocols.__all__, *sqlite.__all__]

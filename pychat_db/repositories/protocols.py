@@ -1,7 +1,9 @@
 """What the app's screens and services may ask of storage, as `typing.Protocol`s.
 
-The SQLite implementations live in `pychat_db.repositories.sqlite`; tests hold an
-in-memory model to the same protocols. Conventions shared by every repository:
+The SQLite implementations (`pychat_db.repositories.sqlite`) and the async protocols
+(`pychat_db.aio.protocols`) are generated from these declarations by `python -m codegen`
+(signatures and docstrings as written here); tests hold an in-memory model to the same
+protocols. Conventions shared by every repository:
 
 * `create` stores an object and returns it as stored, with its id; an id given
   on the object (a legacy one) is kept, `None` lets SQLite assign one.
@@ -12,9 +14,10 @@ in-memory model to the same protocols. Conventions shared by every repository:
 * Listings return `list`s in a fixed order, ties broken by id.
 
 Every method is marked `@reads` or `@writes(<ids it touches>, replay=...)`
-(`pychat_db.repositories.methods`): the switch-over's forwarders are derived from
-those marks, so a new method needs its mark here and its two implementations
-(`repositories/sqlite.py`, `legacy/repositories.py`), nothing more.
+(`pychat_db.repositories.methods`): the switch-over's forwarders and the async
+repositories are derived from those marks, so a new method needs its declaration and
+mark here, its plan (`repositories/plans.py`), its legacy implementation
+(`legacy/repositories.py`) and `make codegen`, nothing more.
 """
 
 from __future__ import annotations
@@ -26,6 +29,16 @@ from typing import Protocol
 
 from pychat_db.models import Configuration, Cursor, Message, Mode, ModeOutput, Tag, Thread
 from pychat_db.repositories.methods import RESULT_ID, Replay, reads, writes
+
+__all__ = [
+    "ConfigurationRepository",
+    "MessageRepository",
+    "ModeOutputRepository",
+    "ModeRepository",
+    "Repositories",
+    "TagRepository",
+    "ThreadRepository",
+]
 
 _stored = writes(RESULT_ID, replay=Replay.RESULT)  # create/update/upsert: repeated with the object as stored
 _by_id = writes("id", replay=Replay.ARGUMENTS)  # delete(id)

@@ -117,6 +117,20 @@ def run(session: Session, plan: Plan[_R]) -> _R:
             error = exc
 
 
+class SessionRepository:
+    """A repository on one `Session`: each method runs its plan there (`run`).
+
+    The base of the SQLite repositories, which are generated from the protocols
+    (`pychat_db.generated.sqlite_repositories`, re-exported by `pychat_db.repositories.sqlite`).
+    """
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def _run(self, plan: Plan[_R]) -> _R:
+        return run(self._session, plan)
+
+
 def limit_of(limit: int | None) -> int:
     checked = mapping.page_limit(limit)
     return _ALL if checked is None else checked
