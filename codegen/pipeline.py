@@ -52,6 +52,7 @@ def generate(root: Path) -> dict[str, str]:
     if described is not None:
         out[f"{gen}/sqlite_repositories.py"] = protocols.render_sqlite_repositories(described)
         out[f"{gen}/async_protocols.py"] = protocols.render_async_protocols(described)
+        out[f"{gen}/repository_attributes.py"] = protocols.render_repository_attributes(described)
     return dict(sorted(out.items()))
 
 

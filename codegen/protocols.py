@@ -221,3 +221,12 @@ def render_async_protocols(protocols: Protocols) -> str:
     extra = {"contextlib": ["AbstractAsyncContextManager"], "typing": ["Protocol"]}
     imports = _imports_for("async_protocols.py.j2", protocols, extra, **context)
     return render.render("async_protocols.py.j2", [protocols.source], imports=imports, **context)
+
+
+def render_repository_attributes(protocols: Protocols) -> str:
+    """`pychat_db/generated/repository_attributes.py`: an owner's repository attributes, typed by the protocols."""
+    attributes = [(r.attribute, r.protocol.__name__) for r in protocols.repositories]
+    context = {"attributes": attributes}
+    extra = {"pychat_db.generated": ["async_protocols"], "pychat_db.repositories": ["protocols"]}
+    imports = _imports_for("repository_attributes.py.j2", protocols, extra, **context)
+    return render.render("repository_attributes.py.j2", [protocols.source], imports=imports, **context)

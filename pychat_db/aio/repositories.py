@@ -4,12 +4,14 @@ For each method that `describe_all(Repositories)` describes, the async method bu
 the method's plan (`pychat_db.repositories.plans`, the one body every repository
 method has) and hands it to its owner: `read(plan)` for a `@reads` method,
 `write(plan)` for a `@writes` one. Nothing here is written per method: a method added
-to a protocol (with its mark and its plan) is async at once.
+to a protocol (with its mark and its plan) is async at once, and `make codegen` declares
+it on its async protocol (`pychat_db.aio.protocols`, generated from the sync one).
 
 mypy cannot see inside classes made at import time, so `AsyncRepositoryAttributes`
-declares each attribute with its async protocol type (the app's calls are checked
-against the protocols), and tests/test_aio_protocols.py checks that each generated
-class has every protocol method with the protocol's signature.
+declares each attribute with its async protocol type (generated from the protocols by
+`python -m codegen`; the app's calls are checked against the protocols), and
+tests/test_aio_protocols.py checks that each generated class has every protocol method
+with the protocol's signature.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
-from pychat_db.aio import protocols
+from pychat_db.generated import repository_attributes
 from pychat_db.repositories.methods import Kind, Method
 from pychat_db.repositories.plans import PLANS, Plan
+from pychat_db.switchover import forwarding
 from pychat_db.switchover.forwarding import Part, forwarder_classes
 
 __all__ = ["ASYNC_CLASSES", "AsyncRepositoryAttributes", "PlanRunner", "async_repository_classes", "to_primary"]
@@ -35,19 +38,11 @@ class PlanRunner(Protocol):
     async def write(self, plan: Plan[R]) -> R: ...
 
 
-class AsyncRepositoryAttributes:
-    """The repository attributes of an async owner, typed by their async protocols."""
-
-    configuration: protocols.AsyncConfigurationRepository
-    threads: protocols.AsyncThreadRepository
-    messages: protocols.AsyncMessageRepository
-    modes: protocols.AsyncModeRepository
-    mode_outputs: protocols.AsyncModeOutputRepository
-    tags: protocols.AsyncTagRepository
+class AsyncRepositoryAttributes(repository_attributes.AsyncRepositoryAttributes):
+    """The repository attributes of an async owner, typed by their async protocols (generated)."""
 
     def _attach(self, classes: Mapping[str, type[Part[Any]]]) -> None:
-        for attribute, cls in classes.items():
-            setattr(self, attribute, cls(self))
+        forwarding.attach(self, classes)
 
 
 def _run_plan(method: Method) -> Callable[..., Any]:
@@ -65,17 +60,12 @@ def _run_plan(method: Method) -> Callable[..., Any]:
     return write
 
 
-class _HasPrimary(Protocol):
-    @property
-    def primary(self) -> protocols.AsyncRepositories: ...
-
-
 def to_primary(method: Method) -> Callable[..., Any]:
     """The async forwarder that awaits the call on the owner's `primary` as it is (dual reads, shadow writes)."""
-    attribute, name = method.repository, method.name
+    call = forwarding.to_primary(method)  # the sync forwarder: the primary's awaitable
 
-    async def forward(part: Part[_HasPrimary], *args: Any, **kwargs: Any) -> Any:
-        return await getattr(getattr(part.owner.primary, attribute), name)(*args, **kwargs)
+    async def forward(part: Part[Any], *args: Any, **kwargs: Any) -> Any:
+        return await call(part, *args, **kwargs)
 
     return forward
 

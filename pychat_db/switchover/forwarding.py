@@ -7,9 +7,10 @@ function per described method, named, documented and signed as the protocol decl
 wrappers differ only in their `make`; an async wrapper passes an async one.
 
 mypy cannot see inside classes made at import time, so `Forwarders` declares each
-repository attribute with its protocol type (the app's calls are checked against the
-protocols), and tests/test_switchover_methods.py checks that every generated class
-has every protocol method with the protocol's signature.
+repository attribute with its protocol type (`RepositoryAttributes`, generated from the
+protocols by `python -m codegen`; the app's calls are checked against the protocols),
+and tests/test_switchover_methods.py checks that every generated class has every
+protocol method with the protocol's signature.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, Protocol, TypeVar
 
+from pychat_db.generated.repository_attributes import RepositoryAttributes
 from pychat_db.repositories import protocols
 from pychat_db.repositories.methods import Method, Repository, describe_all
 
-__all__ = ["REPOSITORIES", "Forwarders", "Part", "forwarder_classes", "to_primary"]
+__all__ = ["REPOSITORIES", "Forwarders", "Part", "attach", "forwarder_classes", "to_primary"]
 
 Owner = TypeVar("Owner")
 
@@ -40,19 +42,17 @@ class Part(Generic[Owner]):
         return f"<{type(self).__name__} of {type(self.owner).__name__}>"
 
 
-class Forwarders:
+def attach(owner: object, classes: Mapping[str, type[Part[Any]]]) -> None:
+    """Give `owner` each class's part of it as the attribute the class is for (`owner.threads = DualThreads(owner)`)."""
+    for attribute, cls in classes.items():
+        setattr(owner, attribute, cls(owner))
+
+
+class Forwarders(RepositoryAttributes):
     """The repository attributes of a wrapper, typed by their protocols, filled with generated forwarders."""
 
-    configuration: protocols.ConfigurationRepository
-    threads: protocols.ThreadRepository
-    messages: protocols.MessageRepository
-    modes: protocols.ModeRepository
-    mode_outputs: protocols.ModeOutputRepository
-    tags: protocols.TagRepository
-
     def _forward(self, classes: Mapping[str, type[Part[Any]]]) -> None:
-        for attribute, cls in classes.items():
-            setattr(self, attribute, cls(self))
+        attach(self, classes)
 
 
 def forwarder_classes(
