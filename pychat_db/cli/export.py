@@ -19,8 +19,6 @@ writer relies on exactly that order.
 from __future__ import annotations
 
 import argparse
-import sys
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -28,15 +26,8 @@ import apsw
 
 from pychat_db.cli import ui
 from pychat_db.errors import MigrationError, SchemaMismatch
-from pychat_db.exchange.contract import COLLECTIONS, Collection, select_sql
-from pychat_db.exchange.writer import (
-    ExportWriteError,
-    FileSummary,
-    Row,
-    staged_directory,
-    write_collection,
-    write_manifest,
-)
+from pychat_db.exchange.contract import Collection, select_sql
+from pychat_db.exchange.writer import ExportWriteError, FileSummary, Row, staged_directory
 from pychat_db.schema_check import open_at_head
 
 PROG = "pychat-db export"
@@ -69,13 +60,7 @@ def export_database(
     try:
         conn.execute("BEGIN")
         with staged_directory(out, force=force) as stage:
-            summaries = ui.write_files(
-                COLLECTIONS,
-                lambda c: write_collection(stage, c, table_rows(conn, c)),
-                verb="exported",
-                quiet=quiet,
-            )
-            write_manifest(stage, summaries, exported_at)
+            summaries = ui.write_export(stage, lambda c: table_rows(conn, c), exported_at, quiet=quiet)
     finally:
         if conn.in_transaction:
             conn.execute("COMMIT")
@@ -95,35 +80,17 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     args = build_parser(prog).parse_args(argv)
-    exported_at = args.exported_at or ui.now_exported_at()
-    started = time.perf_counter()
-    summaries: list[FileSummary] = []
+    run = ui.ExportRun(args.out, args.exported_at or ui.now_exported_at())
     try:
-        summaries = export_database(args.db, args.out, exported_at=exported_at, force=args.force, quiet=args.quiet)
+        run.summaries = export_database(
+            args.db, args.out, exported_at=run.exported_at, force=args.force, quiet=args.quiet
+        )
     except ExportWriteError as exc:
-        message = str(exc)
+        run.problem = str(exc)
     except apsw.Error as exc:
-        message = ui.describe_database_error(exc, args.db)
+        run.problem = ui.describe_database_error(exc, args.db)
     except OSError as exc:
-        message = ui.describe_os_error(exc, args.db)
+        run.problem = ui.describe_os_error(exc, args.db)
     except KeyboardInterrupt:
-        print(f"Error: interrupted; nothing written to {ui.shown(args.out)}", file=sys.stderr)
-        return ui.EXIT_INTERRUPTED
-    else:
-        message = ""
-    elapsed = time.perf_counter() - started
-    document = ui.export_document(
-        "export",
-        seconds=elapsed,
-        summaries=summaries,
-        problem=message,
-        details={"exported_at": exported_at},
-        database=args.db,
-        output=args.out,
-    )
-    ui.write_report(args.report, document)
-    if message:
-        return ui.error(message)
-    total = ui.print_export_summary(summaries)
-    print(f"exported {ui.count(total)} rows to {ui.shown(args.out)} in {elapsed:.1f} s (exportedAt {exported_at})")
-    return ui.EXIT_OK
+        return run.interrupted()
+    return run.finish("export", args.report, database=args.db)

@@ -23,22 +23,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from pychat_db.cli import ui
-from pychat_db.exchange.contract import COLLECTIONS, Collection
+from pychat_db.exchange.contract import Collection
 from pychat_db.exchange.reader import ExportError as ReadError
 from pychat_db.exchange.reader import MappingSource, Problem
-from pychat_db.exchange.writer import (
-    ExportWriteError,
-    FileSummary,
-    Row,
-    staged_directory,
-    write_collection,
-    write_manifest,
-)
+from pychat_db.exchange.writer import ExportWriteError, FileSummary, Row, staged_directory
 from pychat_db.isar import history
 from pychat_db.isar.app import OpenedFile, open_isar
 from pychat_db.isar.format import IsarFormatError
@@ -122,13 +114,7 @@ def export_isar(
         open_source(path, ui.shown(path), reader=isar_reader, checked=True, notes=notes, nulls=nulls) as source,
         staged_directory(out, force=force) as stage,
     ):
-        summaries = ui.write_files(
-            COLLECTIONS,
-            lambda c: write_collection(stage, c, source_rows(source, c)),
-            verb="exported",
-            quiet=quiet,
-        )
-        write_manifest(stage, summaries, exported_at)
+        summaries = ui.write_export(stage, lambda c: source_rows(source, c), exported_at, quiet=quiet)
         if keep_removed is not None:
             assert source.opened is not None
             history.write_removed(source.opened.isar, keep_removed)
@@ -159,20 +145,18 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     name = ui.shown(args.file)
     if args.keep_removed is not None and not args.keep_removed.parent.is_dir():  # known before the export
         return ui.error(f"{ui.shown(args.keep_removed)}: no such directory")
-    started = time.perf_counter()
-    summaries: list[FileSummary] = []
+    run = ui.ExportRun(args.out, args.exported_at or ui.now_exported_at())
     met: dict[str, ReadNotes] = {}
-    exported_at = args.exported_at or ui.now_exported_at()
     try:
         if args.inspect:
             with open_isar(args.file) as opened:
                 for line in inspect_lines(opened, name):
                     print(line)
             return ui.EXIT_OK
-        summaries = export_isar(
+        run.summaries = export_isar(
             args.file,
             args.out,
-            exported_at=exported_at,
+            exported_at=run.exported_at,
             force=args.force,
             quiet=args.quiet,
             isar_reader=args.isar_reader,
@@ -181,37 +165,19 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
             met=met,
         )
     except (IsarFormatError, StorageError) as exc:
-        message = f"{name}: {exc}"
+        run.problem = f"{name}: {exc}"
     except (ReadError, ExportWriteError) as exc:
-        message = str(exc)
+        run.problem = str(exc)
     except OSError as exc:
-        message = ui.describe_os_error(exc, args.file)
+        run.problem = ui.describe_os_error(exc, args.file)
     except KeyboardInterrupt:
-        out = f"; nothing written to {ui.shown(args.out)}" if args.out else ""
-        print(f"Error: interrupted{out}", file=sys.stderr)
-        return ui.EXIT_INTERRUPTED
-    else:
-        message = ""
-    elapsed = time.perf_counter() - started
-    document = ui.export_document(
+        return run.interrupted()
+    kept = ui.shown(args.keep_removed) if args.keep_removed is not None else None
+    return run.finish(
         "export-isar",
-        seconds=elapsed,
-        summaries=summaries,
-        problem=message,
-        details={"exported_at": exported_at, "isar_reading": notes_json(met, Nulls(args.nulls), args.keep_removed)},
+        args.report,
+        details={"isar_reading": notes_json(met, Nulls(args.nulls), args.keep_removed)},
         source=args.file,
-        output=args.out,
+        origin=f" from {name}",
+        lines=[*default_lines(met), *removed_lines(met, kept)],
     )
-    ui.write_report(args.report, document)
-    if message:
-        return ui.error(message)
-    total = ui.print_export_summary(summaries)
-    for line in default_lines(met):
-        print(line)
-    for line in removed_lines(met, ui.shown(args.keep_removed) if args.keep_removed is not None else None):
-        print(line)
-    print(
-        f"exported {ui.count(total)} rows from {name} to {ui.shown(args.out)} in {elapsed:.1f} s "
-        f"(exportedAt {exported_at})"
-    )
-    return ui.EXIT_OK

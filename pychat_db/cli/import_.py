@@ -53,25 +53,15 @@ def print_summary(report: ImportReport) -> None:
 
 
 def report_document(
-    args: argparse.Namespace,
-    report: ImportReport | None,
-    problem: str | None = None,
-    reader_rss_kb: int | None = None,
-    isar_reading: dict[str, Any] | None = None,
+    args: argparse.Namespace, report: ImportReport, reading: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """The `--report` document (`ui.report_document`'s schema)."""
-    if report is None:
-        return ui.refused_document("import", problem, source=args.export, database=args.db)
+    """The `--report` document (`ui.report_document`'s schema); `reading`: `ui.source_details`."""
     details: dict[str, Any] = {
         "dry_run": report.dry_run,
         "recovery_thread_id": report.recovery_thread_id,
         "rejected": [str(p) for p in report.rejected_samples],
         "timings": {k: round(v, 4) for k, v in report.timings.items()},
-    }
-    if reader_rss_kb is not None:  # the .isar file was read by a second process: its own peak
-        details["reader_process"] = {"peak_rss_kb": reader_rss_kb}
-    if isar_reading is not None:  # an .isar file: nulls read as the app reads them, removed values
-        details["isar_reading"] = isar_reading
+    } | (reading or {})
     collections = {
         c.name: {"read": c.read, "imported": c.imported, "rejected": c.rejected, "adopted": c.adopted}
         | {"bytes": c.bytes, "seconds": c.seconds}
@@ -121,12 +111,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     parser.add_argument("--dry-run", action="store_true", help="validate everything, write no database")
     ui.add_report(parser)
-    parser.add_argument(
-        "--naive-timezone",
-        choices=[z.value for z in NaiveTimezone],
-        default=NaiveTimezone.REJECT.value,
-        help="what a timestamp without an offset means",
-    )
+    ui.add_naive_timezone(parser, "what a timestamp without an offset means")
     ui.add_isar_reader(parser, "inserts")
     ui.add_nulls(parser)
     ui.add_keep_removed(parser)
@@ -188,8 +173,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
                 progress=progress,
             )
             report = import_source(source, args.db, options)
-            reader = source.second_process  # an .isar file read by a reader process
-            reader_rss = reader.peak_rss_kb if reader is not None else None
+            reader_rss = ui.peak_rss_kb(source)
             kept = None if args.dry_run else args.keep_removed  # a dry run writes nothing
             if kept is not None:  # after the import: nothing is written when it is refused
                 _keep_removed(source, kept)
@@ -205,12 +189,11 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     except (ExportError, IsarFormatError, StorageError, OSError) as exc:
         ui.close_progress(progress)
         message = _describe(exc, args.export)
-        ui.write_report(args.report, report_document(args, None, message))
+        ui.write_report(args.report, ui.refused_document("import", message, source=args.export, database=args.db))
         return ui.error(message)
     except KeyboardInterrupt:
         ui.close_progress(progress)
-        print(f"Error: interrupted; nothing written to {ui.shown(args.db)}", file=sys.stderr)
-        return ui.EXIT_INTERRUPTED
+        return ui.interrupted(f"nothing written to {ui.shown(args.db)}")
     finally:
         if reject_stream is not None:
             reject_stream.close()
@@ -218,7 +201,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
     print_summary(report)
-    isar_reading = ui.isar_reading(source, args.nulls, kept)
+    reading = ui.source_details(source, reader_rss, args.nulls, kept)
     rejected = sum(c.rejected for c in report.collections.values())
     if args.dry_run:
         print(f"dry run: {ui.shown(args.export)} is valid; nothing written")
@@ -226,7 +209,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
         print(f"imported {ui.shown(args.export)} into {ui.shown(args.db)}")
     if rejected:
         print(f"{ui.count(rejected)} rows refused, recorded in {ui.shown(args.reject_file)}")
-    ui.write_report(args.report, report_document(args, report, reader_rss_kb=reader_rss, isar_reading=isar_reading))
+    ui.write_report(args.report, report_document(args, report, reading))
     return ui.EXIT_OK
 
 

@@ -21,13 +21,16 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from pychat_db import convert
-from pychat_db.exchange.contract import Collection
+from pychat_db.exchange.codec import NaiveTimezone
+from pychat_db.exchange.contract import COLLECTIONS, Collection
 from pychat_db.exchange.importing import NoProgress
-from pychat_db.exchange.writer import FileSummary
+from pychat_db.exchange.source import Source
+from pychat_db.exchange.writer import FileSummary, Row, write_collection, write_manifest
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -122,6 +125,13 @@ def now_exported_at() -> str:
     return convert.timestamp_to_db(dt.datetime.now(dt.UTC))
 
 
+def add_naive_timezone(parser: argparse.ArgumentParser, help: str) -> None:
+    """`--naive-timezone reject|UTC|local` (`NaiveTimezone`): what a timestamp without an offset means."""
+    parser.add_argument(
+        "--naive-timezone", choices=[z.value for z in NaiveTimezone], default=NaiveTimezone.REJECT.value, help=help
+    )
+
+
 def add_isar_reader(parser: argparse.ArgumentParser, meanwhile: str, auto: str = "") -> None:
     """`--isar-reader auto|process|inline` (`pychat_db.isar.source.open_source`'s `reader`). `meanwhile`: what
     this process does while the reader process decodes; `auto`: a condition added to "a second CPU"."""
@@ -160,20 +170,31 @@ def add_keep_removed(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def isar_reading(source: object, nulls: str, kept: Path | None) -> dict[str, Any] | None:
-    """Print what reading an .isar file met (stdout): each null read as the app reads it, per collection and
-    field, and the values of removed properties; return the report's `details["isar_reading"]`. None (and
-    nothing printed) for any other source."""
+def peak_rss_kb(source: Source | None) -> int | None:
+    """The peak RSS of the process that reads `source` beside this one (an .isar file's reader process),
+    or None. Ask before the source is closed: closing it ends that process."""
+    reader = source.second_process if source is not None else None
+    return reader.peak_rss_kb if reader is not None else None
+
+
+def source_details(source: object, reader_rss_kb: int | None, nulls: str, kept: Path | None) -> dict[str, Any]:
+    """The report's `details` on how the source was read: `reader_process`, the own peak of the process
+    that read an .isar file (`reader_rss_kb`, from `peak_rss_kb`); `isar_reading`, what reading an .isar
+    file met, also printed (stdout): each null read as the app reads it, per collection and field, and
+    the values of removed properties. Empty (and nothing printed) for any other source."""
     from pychat_db.isar.history import Nulls, default_lines, notes_json, removed_lines
     from pychat_db.isar.source import IsarSource
 
-    if not isinstance(source, IsarSource):
-        return None
-    for line in default_lines(source.notes):
-        print(line)
-    for line in removed_lines(source.notes, shown(kept) if kept is not None else None):
-        print(line)
-    return notes_json(source.notes, Nulls(nulls), shown(kept) if kept is not None else None)
+    details: dict[str, Any] = {}
+    if reader_rss_kb is not None:
+        details["reader_process"] = {"peak_rss_kb": reader_rss_kb}
+    if isinstance(source, IsarSource):
+        for line in default_lines(source.notes):
+            print(line)
+        for line in removed_lines(source.notes, shown(kept) if kept is not None else None):
+            print(line)
+        details["isar_reading"] = notes_json(source.notes, Nulls(nulls), shown(kept) if kept is not None else None)
+    return details
 
 
 # -- errors ---------------------------------------------------------------------------------------------------------
@@ -183,6 +204,12 @@ def error(message: str) -> int:
     """Print the one `Error:` line and return exit code 1."""
     print(f"Error: {message}", file=sys.stderr)
     return EXIT_REFUSED
+
+
+def interrupted(outcome: str = "") -> int:
+    """Ctrl-C (or SIGTERM): `Error: interrupted; OUTCOME` (what was left as it was) and exit code 130."""
+    print(f"Error: interrupted; {outcome}" if outcome else "Error: interrupted", file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 def describe_os_error(exc: OSError, fallback: Path | str | None = None) -> str:
@@ -439,6 +466,16 @@ def write_files(
     return summaries
 
 
+def write_export(
+    stage: Path, rows: Callable[[Collection], Iterable[Row]], exported_at: str, *, quiet: bool
+) -> list[FileSummary]:
+    """Write every collection's canonical file from `rows(collection)` into `stage`, then the manifest
+    (`write_files`' line on stderr after each file unless `quiet`). Returns the files' summaries."""
+    summaries = write_files(COLLECTIONS, lambda c: write_collection(stage, c, rows(c)), verb="exported", quiet=quiet)
+    write_manifest(stage, summaries, exported_at)
+    return summaries
+
+
 def print_export_summary(summaries: Sequence[FileSummary]) -> int:
     """Print the table of files an export wrote (stdout); return the rows written."""
     print_table(
@@ -478,6 +515,59 @@ def export_document(
         problems=[problem] if problem else [],
         details={} if problem else details,
     )
+
+
+@dataclass
+class ExportRun:
+    """One run of an export command (`export`, `export-isar`) into `out`, timed from its creation: the
+    command sets `summaries` when the export succeeded, or `problem` (one line) when it was refused."""
+
+    out: Path | None
+    exported_at: str
+    started: float = field(default_factory=time.perf_counter)
+    summaries: list[FileSummary] = field(default_factory=list)
+    problem: str = ""
+
+    def interrupted(self) -> int:
+        """Ctrl-C (or SIGTERM): the `Error:` line, and exit code 130."""
+        return interrupted(f"nothing written to {shown(self.out)}" if self.out is not None else "")
+
+    def finish(
+        self,
+        command: str,
+        report: Path | None,
+        *,
+        details: dict[str, Any] | None = None,
+        source: Path | None = None,
+        database: Path | None = None,
+        origin: str = "",
+        lines: Iterable[str] = (),
+    ) -> int:
+        """Write the `--report` (`export_document`, `details` after `exported_at`); then the `Error:` line
+        of the problem (exit 1), or the table of files, `lines` and `exported N rows{origin} to OUT …`."""
+        elapsed = time.perf_counter() - self.started
+        document = export_document(
+            command,
+            seconds=elapsed,
+            summaries=self.summaries,
+            problem=self.problem,
+            details={"exported_at": self.exported_at} | (details or {}),
+            source=source,
+            database=database,
+            output=self.out,
+        )
+        write_report(report, document)
+        if self.problem:
+            return error(self.problem)
+        assert self.out is not None
+        total = print_export_summary(self.summaries)
+        for line in lines:
+            print(line)
+        print(
+            f"exported {count(total)} rows{origin} to {shown(self.out)} in {elapsed:.1f} s "
+            f"(exportedAt {self.exported_at})"
+        )
+        return EXIT_OK
 
 
 # -- running --------------------------------------------------------------------------------------------------------

@@ -59,16 +59,8 @@ def _verdict(ok: bool) -> str:
     return "ok" if ok else "MISMATCH"
 
 
-def report_document(
-    args: argparse.Namespace,
-    report: VerifyReport | None,
-    problem: str | None = None,
-    reader_rss_kb: int | None = None,
-    isar_reading: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The `--report` document (`ui.report_document`'s schema)."""
-    if report is None:
-        return ui.refused_document("verify", problem, source=args.export, database=args.db)
+def report_document(args: argparse.Namespace, report: VerifyReport, reading: dict[str, Any]) -> dict[str, Any]:
+    """The `--report` document (`ui.report_document`'s schema); `reading`: `ui.source_details`."""
     details: dict[str, Any] = {
         "samples": {
             "requested": report.samples_requested,
@@ -77,11 +69,7 @@ def report_document(
         },
         "manifest_problems": report.manifest_problems,
         "mismatches": [asdict(m) | {"message": str(m)} for m in report.mismatches],
-    }
-    if reader_rss_kb is not None:  # the .isar file was read by a reader process: its own peak
-        details["reader_process"] = {"peak_rss_kb": reader_rss_kb}
-    if isar_reading is not None:  # an .isar file: nulls read as the app reads them, removed values
-        details["isar_reading"] = isar_reading
+    } | reading
     collections = {
         c.collection: {k: v for k, v in asdict(c).items() if k != "collection"} | {"ok": c.ok}
         for c in report.collections
@@ -142,12 +130,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser.add_argument("--samples", type=int, default=0, help="random messages to compare field by field with tags")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample choice")
     ui.add_report(parser)
-    parser.add_argument(
-        "--naive-timezone",
-        choices=[z.value for z in NaiveTimezone],
-        default=NaiveTimezone.REJECT.value,
-        help="what a timestamp without offset means (use the import's setting)",
-    )
+    ui.add_naive_timezone(parser, "what a timestamp without offset means (use the import's setting)")
     parser.add_argument(
         "--jobs",
         type=int,
@@ -191,8 +174,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
                 source=source,
                 jobs=args.jobs,
             )
-            reader = source.second_process if source is not None else None
-            reader_rss = reader.peak_rss_kb if reader is not None else None
+            reader_rss = ui.peak_rss_kb(source)
     except (VerifyError, ExportError) as exc:
         message = str(exc)
     except (IsarFormatError, StorageError) as exc:
@@ -202,12 +184,11 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     except OSError as exc:
         message = ui.describe_os_error(exc, args.export)
     except KeyboardInterrupt:
-        print("Error: interrupted; the verification did not finish", file=sys.stderr)
-        return ui.EXIT_INTERRUPTED
+        return ui.interrupted("the verification did not finish")
     else:
         message = ""
     if message:
-        ui.write_report(args.report, report_document(args, None, message))
+        ui.write_report(args.report, ui.refused_document("verify", message, source=args.export, database=args.db))
         return ui.error(message)
     for mismatch in report.mismatches[:MAX_PRINTED]:
         print(f"mismatch: {mismatch}", file=sys.stderr)
@@ -215,9 +196,9 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
         print(f"... and {len(report.mismatches) - MAX_PRINTED} more (see --report)", file=sys.stderr)
     for problem in report.manifest_problems:
         print(f"mismatch: {problem}", file=sys.stderr)
-    isar_reading = ui.isar_reading(source, args.nulls, None)
+    reading = ui.source_details(source, reader_rss, args.nulls, None)
     print_summary(report)
-    ui.write_report(args.report, report_document(args, report, reader_rss_kb=reader_rss, isar_reading=isar_reading))
+    ui.write_report(args.report, report_document(args, report, reading))
     if not report.ok:
         problems = [str(m) for m in report.mismatches] + report.manifest_problems
         first = problems[0] if problems else "the counts differ"
