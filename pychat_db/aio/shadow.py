@@ -2,7 +2,7 @@
 
 `AsyncShadowReadRepositories(primary, shadow, reporter)` is
 `pychat_db.switchover.ShadowReadRepositories` over async repositories: the same sampling
-(`sample_rate`, `seed`), the same comparison and report (`compare_outcomes`,
+(`sample_rate`, `seed`), the same comparison and report (`ShadowReads`, `compare_outcomes`,
 `MismatchReporter`, used as they are), a shadow that fails never breaks a read, writes go
 to the primary, and reads inside the task's `transaction()` block are not compared (the
 shadow may only get the block's writes when it commits). The comparison and the report's
@@ -13,10 +13,9 @@ line, a file write, run in a worker thread, one at a time. The forwarders
 from __future__ import annotations
 
 import contextvars
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from pychat_db.aio.framework import Framework, running
 from pychat_db.aio.protocols import AsyncRepositories
@@ -24,23 +23,22 @@ from pychat_db.aio.repositories import AsyncRepositoryAttributes, to_primary
 from pychat_db.errors import NotFound
 from pychat_db.repositories.methods import Kind, Method
 from pychat_db.switchover.forwarding import Part, forwarder_classes
-from pychat_db.switchover.settings import parse_rate
-from pychat_db.switchover.shadow import MismatchReporter, Outcome, compare_outcomes
+from pychat_db.switchover.shadow import MismatchReporter, Outcome, ShadowReads
 
 __all__ = ["ASYNC_SHADOW_CLASSES", "AsyncShadowReadRepositories"]
 
 T = TypeVar("T")
 
 
-async def _outcome(call: Callable[[], Awaitable[object]]) -> Outcome:
-    """Await `call()`: its value, or the NotFound it raised (any other error propagates)."""
+async def _outcome(call: Callable[[], Awaitable[object]], *, keep: type[Exception] = NotFound) -> Outcome:
+    """Await `call()`: its value, or the error of kind `keep` it raised (default NotFound; any other propagates)."""
     try:
         return Outcome(await call())
-    except NotFound as exc:
+    except keep as exc:
         return Outcome(error=exc)
 
 
-class AsyncShadowReadRepositories(AsyncRepositoryAttributes):
+class AsyncShadowReadRepositories(ShadowReads[AsyncRepositories], AsyncRepositoryAttributes):
     """Reads answered by `primary` and, for a sampled share, compared with `shadow`; writes go to `primary`."""
 
     def __init__(
@@ -53,11 +51,7 @@ class AsyncShadowReadRepositories(AsyncRepositoryAttributes):
         seed: int | None = None,
         framework: Framework | None = None,
     ) -> None:
-        self.primary = primary
-        self.shadow = shadow
-        self.reporter = reporter if reporter is not None else MismatchReporter()
-        self.sample_rate = parse_rate("sample_rate", sample_rate)
-        self._random = random.Random(seed)
+        super().__init__(primary, shadow, reporter, sample_rate, seed)
         self.framework = framework or running()
         self._reporting = self.framework.lock()
         self._in_block: contextvars.ContextVar[bool] = contextvars.ContextVar(
@@ -67,24 +61,13 @@ class AsyncShadowReadRepositories(AsyncRepositoryAttributes):
 
     async def read(self, name: str, entity: str, call: Callable[[AsyncRepositories], Awaitable[T]]) -> T:
         """Answer `await call(primary)`; for a sampled read also `await call(shadow)` and report the differences."""
-        if (
-            self._in_block.get()
-            or self.sample_rate <= 0.0
-            or (self.sample_rate < 1.0 and self._random.random() >= self.sample_rate)
-        ):
-            self.reporter.skipped += 1
+        if not self._compares(self._in_block.get()):
             return await call(self.primary)
         mine = await _outcome(lambda: call(self.primary))
-        try:
-            theirs = await _outcome(lambda: call(self.shadow))
-        except Exception as exc:  # the shadow must never break a read
-            theirs = Outcome(error=exc)
+        theirs = await _outcome(lambda: call(self.shadow), keep=Exception)  # the shadow must never break a read
         async with self._reporting:
-            self.reporter.compared += 1
-            await self.framework.in_thread(compare_outcomes, self.reporter, name, entity, mine, theirs)
-        if mine.error is not None:
-            raise mine.error
-        return mine.value  # type: ignore[return-value]
+            await self.framework.in_thread(self._compare, name, entity, mine, theirs)
+        return cast(T, self._answer(mine))
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:

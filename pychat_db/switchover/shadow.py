@@ -5,8 +5,9 @@
 and size; the API key redacted), once per distinct difference, and is counted. Writes go
 to the primary. The forwarders (`ShadowThreads`, ...) are generated from the method
 description (`pychat_db.repositories.methods`): a described read is compared, a write
-forwarded. `compare_outcomes` and `MismatchReporter` hold no I/O of a store, so an async
-wrapper can use them as they are.
+forwarded. `ShadowReads` (the sides, the sampling, what is compared and reported, what
+the caller gets), `compare_outcomes` and `MismatchReporter` hold no I/O of a store, so the
+async wrapper (`pychat_db.aio.shadow`) uses them as they are.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Generic, TypeVar, cast
 
 from pychat_db.convert import timestamp_to_db
 from pychat_db.errors import NotFound
@@ -38,12 +39,14 @@ __all__ = [
     "MismatchReporter",
     "Outcome",
     "ShadowReadRepositories",
+    "ShadowReads",
     "compare_outcomes",
     "forward_shadow",
     "outcome",
 ]
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 REDACTED = "<redacted>"
 _ENTITY = {
@@ -143,11 +146,11 @@ class Outcome:
         self.error = error
 
 
-def outcome(call: Callable[[], object]) -> Outcome:
-    """Run `call`: its value, or the NotFound it raised (any other error propagates)."""
+def outcome(call: Callable[[], object], *, keep: type[Exception] = NotFound) -> Outcome:
+    """Run `call`: its value, or the error of kind `keep` it raised (default NotFound; any other propagates)."""
     try:
         return Outcome(call())
-    except NotFound as exc:
+    except keep as exc:
         return Outcome(error=exc)
 
 
@@ -211,7 +214,44 @@ def _compare_objects(reporter: MismatchReporter, read: str, a: Any, b: Any) -> N
             )
 
 
-class ShadowReadRepositories(Forwarders):
+class ShadowReads(Generic[R]):
+    """What the sync and the async shadow-read wrappers share: the sides, the reporter, the sampling, and
+    what a compared read does with the two answers; a wrapper makes (or awaits) the calls."""
+
+    def __init__(
+        self, primary: R, shadow: R, reporter: MismatchReporter | None, sample_rate: float, seed: int | None
+    ) -> None:
+        self.primary = primary
+        self.shadow = shadow
+        self.reporter = reporter if reporter is not None else MismatchReporter()
+        self.sample_rate = parse_rate("sample_rate", sample_rate)
+        self._random = random.Random(seed)
+
+    def _compares(self, in_block: bool) -> bool:
+        """Whether this read is compared: never inside a block, else as sampled (one not compared is counted)."""
+        if (
+            in_block
+            or self.sample_rate <= 0.0
+            or (self.sample_rate < 1.0 and self._random.random() >= self.sample_rate)
+        ):
+            self.reporter.skipped += 1
+            return False
+        return True
+
+    def _compare(self, name: str, entity: str, mine: Outcome, theirs: Outcome) -> None:
+        """Count the compared read and report every difference between the two answers (writes the report)."""
+        self.reporter.compared += 1
+        compare_outcomes(self.reporter, name, entity, mine, theirs)
+
+    @staticmethod
+    def _answer(mine: Outcome) -> object:
+        """What the caller gets: the primary's value, or the NotFound it raised."""
+        if mine.error is not None:
+            raise mine.error
+        return mine.value
+
+
+class ShadowReadRepositories(ShadowReads[Repositories], Forwarders):
     """Reads answered by `primary` and, for a sampled share, compared with `shadow`; writes go to `primary`.
 
     Each difference goes to `reporter` (see MismatchReporter). `sample_rate` in [0, 1]
@@ -230,33 +270,18 @@ class ShadowReadRepositories(Forwarders):
         sample_rate: float = 1.0,
         seed: int | None = None,
     ) -> None:
-        self.primary = primary
-        self.shadow = shadow
-        self.reporter = reporter if reporter is not None else MismatchReporter()
-        self.sample_rate = parse_rate("sample_rate", sample_rate)
-        self._random = random.Random(seed)
+        super().__init__(primary, shadow, reporter, sample_rate, seed)
         self._depth = 0
         self._forward(_PARTS)
 
     def read(self, name: str, entity: str, call: Callable[[Repositories], T]) -> T:
         """Answer `call(primary)`; for a sampled read also run `call(shadow)` and report the differences."""
-        if (
-            self._depth
-            or self.sample_rate <= 0.0
-            or (self.sample_rate < 1.0 and self._random.random() >= self.sample_rate)
-        ):
-            self.reporter.skipped += 1
+        if not self._compares(self._depth > 0):
             return call(self.primary)
         mine = outcome(lambda: call(self.primary))
-        try:
-            theirs = outcome(lambda: call(self.shadow))
-        except Exception as exc:  # the shadow must never break a read
-            theirs = Outcome(error=exc)
-        self.reporter.compared += 1
-        compare_outcomes(self.reporter, name, entity, mine, theirs)
-        if mine.error is not None:
-            raise mine.error
-        return mine.value  # type: ignore[return-value]
+        theirs = outcome(lambda: call(self.shadow), keep=Exception)  # the shadow must never break a read
+        self._compare(name, entity, mine, theirs)
+        return cast(T, self._answer(mine))
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
