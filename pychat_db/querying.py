@@ -229,29 +229,14 @@ class SelectOne(_Wrapper, Generic[_P, _R]):
         return await _in_worker(conn, self.run, self.bind(*args, **kwargs))
 
 
-class SelectValue(_Wrapper, Generic[_P, _T]):
-    """`select_value(conn, **params) -> T | None`: the first column of the first row (None when there is none)."""
+class SelectValue(SelectOne[_P, _T]):
+    """`select_value(conn, **params) -> T | None`: the first column of the first row (None when there is none).
+
+    A `SelectOne` whose row is decoded by decoding its first column.
+    """
 
     def __init__(self, sql: str, bind: Callable[_P, Params], decode: Callable[[SQLiteValue], _T]) -> None:
-        super().__init__(sql, bind)
-        self.bind = bind
-        self.decode = decode
-
-    def __call__(self, conn: apsw.Connection, /, *args: _P.args, **kwargs: _P.kwargs) -> _T | None:
-        return self.run(conn, self.bind(*args, **kwargs))
-
-    def run(self, conn: apsw.Connection, params: Params) -> _T | None:
-        """The statement with `params` bound already."""
-        cursor = conn.cursor()
-        try:
-            row = next(_rows(cursor.execute(self.sql, params)), None)
-        finally:
-            cursor.close()
-        return None if row is None else self.decode(row[0])
-
-    async def aio(self, conn: apsw.AsyncConnection, /, *args: _P.args, **kwargs: _P.kwargs) -> _T | None:
-        """The same, on an APSW async connection: one call to its worker thread."""
-        return await _in_worker(conn, self.run, self.bind(*args, **kwargs))
+        super().__init__(sql, bind, lambda row: decode(row[0]))
 
 
 class Execute(_Wrapper, Generic[_P]):
