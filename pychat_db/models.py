@@ -58,6 +58,14 @@ class Cursor:
         _utc(self, "at")
 
 
+def _cursor(item: Thread | Message, at: dt.datetime) -> Cursor:
+    """The cursor of a stored `item` at `at`; ValueError when it has no id yet."""
+    if item.id is None:
+        kind = type(item).__name__
+        raise ValueError(f"{kind}.cursor: the {kind.lower()} has no id yet (store it first)")
+    return Cursor(at, item.id)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True, repr=False)
 class Configuration:
     """The app's settings (one per database). `api_key` is a secret: never shown by repr/str."""
@@ -90,9 +98,7 @@ class Thread:
     @property
     def cursor(self) -> Cursor:
         """The position after this thread in the newest-first listing (the thread must be stored)."""
-        if self.id is None:
-            raise ValueError("Thread.cursor: the thread has no id yet (store it first)")
-        return Cursor(self.created_at, self.id)
+        return _cursor(self, self.created_at)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -134,9 +140,7 @@ class Message:
     @property
     def cursor(self) -> Cursor:
         """The position after this message in its thread's listing (the message must be stored)."""
-        if self.id is None:
-            raise ValueError("Message.cursor: the message has no id yet (store it first)")
-        return Cursor(self.timestamp, self.id)
+        return _cursor(self, self.timestamp)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
