@@ -65,31 +65,17 @@ __all__ = ["CollectionCheck", "Mismatch", "Verifier", "VerifyError", "VerifyRepo
 
 
 class Verifier:
-    """One verification run of `export_dir` against `db_path` (see module doc)."""
+    """One verification run of `source` (the export directory `export_dir`, or what replaces it) against
+    `db_path` (see module doc); progress lines go to `progress_stream` unless it is None."""
 
     def __init__(
-        self,
-        export_dir: Path,
-        db_path: Path,
-        *,
-        samples: int = 0,
-        seed: int = 0,
-        naive: NaiveTimezone = NaiveTimezone.REJECT,
-        progress: bool = False,
-        progress_stream: Any = None,
-        source: Source | None = None,
-        jobs: int = 2,
+        self, export_dir: Path, db_path: Path, source: Source, samples: Samples, progress_stream: Any, jobs: int
     ) -> None:
-        self.export_dir = Path(export_dir)
         self.jobs = jobs
-        self.db_path = Path(db_path)
-        self.samples = Samples(samples, seed)
-        self.progress = progress
+        self.db_path = db_path
+        self.samples = samples
         self.stream = progress_stream
-        try:
-            self.source: Source = source if source is not None else ExportDirectory(self.export_dir, naive)
-        except ExportError as exc:
-            raise VerifyError(str(exc)) from None
+        self.source = source
         self.conn = open_database(self.db_path)
         self.conn.execute(READ_CACHE).fetchall()
         self.helpers: DatabaseHelpers | None = None  # see _start_helpers()
@@ -97,7 +83,7 @@ class Verifier:
         self.spill = apsw.Connection("")  # a private temporary on-disk database, deleted on close
         for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -16384", "temp_store = FILE"):
             self.spill.execute(f"PRAGMA {pragma}").fetchall()
-        self.report = VerifyReport(str(self.export_dir), str(self.db_path), samples_requested=samples)
+        self.report = VerifyReport(str(export_dir), str(db_path), samples_requested=samples.size)
 
     def close(self) -> None:
         if self.helpers is not None:
@@ -221,7 +207,7 @@ class Verifier:
         merge.drop()
         check.seconds = time.perf_counter() - started
         self.report.collections.append(check)
-        if self.progress and self.stream is not None:
+        if self.stream is not None:
             rate = check.export_rows / check.seconds if check.seconds > 0 else 0.0
             differs = check.only_in_export + check.only_in_db + check.differing
             print(
@@ -328,34 +314,21 @@ def verify(
 
     `source` replaces the export directory as the origin of the rows (e.g. an Isar file's source).
     """
-    verifier = Verifier(
-        export_dir,
-        db_path,
-        samples=samples,
-        seed=seed,
-        naive=naive,
-        progress=progress_stream is not None,
-        progress_stream=progress_stream,
-        source=source,
-        jobs=jobs,
-    )
-    try:
-        report = verifier.run()
-    finally:
-        verifier.close()
-    if verifier.one_snapshot:
-        return report
-    # Another connection (the app) wrote while this process and its database process read: read again, all
-    # in this process's one read transaction, so that the report describes one state of the database.
-    if progress_stream is not None:
-        print("the database changed while it was read; verifying again from one snapshot", file=progress_stream)
-    return verify(
-        export_dir,
-        db_path,
-        samples=samples,
-        seed=seed,
-        naive=naive,
-        progress_stream=progress_stream,
-        source=source,
-        jobs=1,
-    )
+    export_dir, db_path = Path(export_dir), Path(db_path)
+    while True:
+        try:
+            rows = source if source is not None else ExportDirectory(export_dir, naive)
+        except ExportError as exc:
+            raise VerifyError(str(exc)) from None
+        verifier = Verifier(export_dir, db_path, rows, Samples(samples, seed), progress_stream, jobs)
+        try:
+            report = verifier.run()
+        finally:
+            verifier.close()
+        if verifier.one_snapshot:
+            return report
+        # Another connection (the app) wrote while this process and its database process read: read again, all
+        # in this process's one read transaction, so that the report describes one state of the database.
+        if progress_stream is not None:
+            print("the database changed while it was read; verifying again from one snapshot", file=progress_stream)
+        jobs = 1
