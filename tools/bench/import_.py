@@ -33,6 +33,7 @@ from pathlib import Path
 from pychat_db.connection import connect
 from pychat_db.exchange.contract import COLLECTIONS, Collection, Kind
 from pychat_db.migrations import migrate
+from tools.bench.common import cpu_model, new_parser
 
 LADDER = (100_000, 300_000, 1_000_000)
 THREADS = 10_000
@@ -143,14 +144,7 @@ def export_rows(export: Path) -> int:
 
 
 def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model(platform.processor() or "unknown CPU")
     return (
         f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, {platform.system()} {platform.release()}"
     )
@@ -165,12 +159,56 @@ def _sizes(args: argparse.Namespace) -> list[int]:
     return sizes
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tools.bench import",
-        description="Time our import, import + verify and sqlite-utils on generated exports.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+class StepFailed(Exception):
+    """A step exited non-zero: `Error: {what} failed (see LOG)`."""
+
+
+def checked(run: Run, what: str) -> Run:
+    """`run`, unless it exited non-zero: then StepFailed(`what`)."""
+    if run.returncode != 0:
+        raise StepFailed(what)
+    return run
+
+
+def bench_size(n: int, args: argparse.Namespace, log: Path) -> list[tuple[int, int, str, Run]]:
+    """Generate an export of `n` messages, then time the steps on it: (messages, rows, step, run) each."""
+    py = sys.executable
+    base = args.workdir / f"m{n}"
+    shutil.rmtree(base, ignore_errors=True)
+    base.mkdir()
+    export = base / "export"
+    print(f"[{n:,} messages] generating {export}", file=sys.stderr)
+    generate = [
+        *(py, "-m", "tools.generate", "--out", str(export), "--messages", str(n), "--threads", str(THREADS)),
+        *("--tags", str(TAGS), "--seed", str(args.seed), "--blob-ratio", "0.05", "--blob-size", "2048-51200"),
+        "--quiet",
+    ]
+    gen = checked(run_child(generate, log), f"generating {n} messages")
+    rows = export_rows(export)
+    size_mb = sum(p.stat().st_size for p in export.iterdir()) / 1e6
+    results = [(n, rows, f"generate ({size_mb:,.0f} MB)", gen)]
+    db = base / "chat.db"
+    timed: dict[str, Run] = {}
+    for step in ("import", "verify"):
+        print(f"[{n:,} messages] {step}", file=sys.stderr)
+        run = run_child([py, "-m", f"tools.{step}", str(export), "--db", str(db), "--quiet"], log)
+        timed[step] = checked(run, f"{step} of {n} messages")
+        results.append((n, rows, step, timed[step]))
+    imp, ver = timed["import"], timed["verify"]
+    results.append(
+        (n, rows, "import + verify", Run(imp.seconds + ver.seconds, max(imp.peak_rss_mb, ver.peak_rss_mb), 0))
     )
+    if not args.no_sqlite_utils:
+        print(f"[{n:,} messages] sqlite-utils insert --nl", file=sys.stderr)
+        su = sqlite_utils_load(export, base / "sqlite_utils.db", log)
+        results.append((n, rows, "sqlite-utils insert --nl", checked(su, f"sqlite-utils on {n} messages")))
+    if not args.keep:
+        shutil.rmtree(base, ignore_errors=True)
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = new_parser("import", "Time our import, import + verify and sqlite-utils on generated exports.")
     parser.add_argument("--messages", type=int, default=1_000_000, help="largest size: runs 100k, 300k, 1M up to it")
     parser.add_argument("--sizes", help="comma-separated message counts instead, e.g. 100000,300000")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/pychat-bench"), help="exports and databases")
@@ -182,54 +220,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any(n < 1 for n in sizes):
         parser.error("sizes must be >= 1")
     args.workdir.mkdir(parents=True, exist_ok=True)
-    py = sys.executable
     log = args.workdir / "bench.log"
     results: list[tuple[int, int, str, Run]] = []
     print(f"machine: {machine()}", file=sys.stderr)
-    for n in sizes:
-        base = args.workdir / f"m{n}"
-        shutil.rmtree(base, ignore_errors=True)
-        base.mkdir()
-        export = base / "export"
-        print(f"[{n:,} messages] generating {export}", file=sys.stderr)
-        gen = run_child(
-            [
-                *(py, "-m", "tools.generate", "--out", str(export), "--messages", str(n), "--threads", str(THREADS)),
-                *("--tags", str(TAGS), "--seed", str(args.seed), "--blob-ratio", "0.05", "--blob-size", "2048-51200"),
-                "--quiet",
-            ],
-            log,
-        )
-        if gen.returncode != 0:
-            print(f"Error: generating {n} messages failed (see {log})", file=sys.stderr)
-            return 1
-        rows = export_rows(export)
-        size_mb = sum(p.stat().st_size for p in export.iterdir()) / 1e6
-        results.append((n, rows, f"generate ({size_mb:,.0f} MB)", gen))
-        db = base / "chat.db"
-        print(f"[{n:,} messages] import", file=sys.stderr)
-        imp = run_child([py, "-m", "tools.import", str(export), "--db", str(db), "--quiet"], log)
-        if imp.returncode != 0:
-            print(f"Error: import of {n} messages failed (see {log})", file=sys.stderr)
-            return 1
-        results.append((n, rows, "import", imp))
-        print(f"[{n:,} messages] verify", file=sys.stderr)
-        ver = run_child([py, "-m", "tools.verify", str(export), "--db", str(db), "--quiet"], log)
-        if ver.returncode != 0:
-            print(f"Error: verify of {n} messages failed (see {log})", file=sys.stderr)
-            return 1
-        results.append((n, rows, "verify", ver))
-        both = Run(imp.seconds + ver.seconds, max(imp.peak_rss_mb, ver.peak_rss_mb), 0)
-        results.append((n, rows, "import + verify", both))
-        if not args.no_sqlite_utils:
-            print(f"[{n:,} messages] sqlite-utils insert --nl", file=sys.stderr)
-            su = sqlite_utils_load(export, base / "sqlite_utils.db", log)
-            if su.returncode != 0:
-                print(f"Error: sqlite-utils on {n} messages failed (see {log})", file=sys.stderr)
-                return 1
-            results.append((n, rows, "sqlite-utils insert --nl", su))
-        if not args.keep:
-            shutil.rmtree(base, ignore_errors=True)
+    try:
+        for n in sizes:
+            results += bench_size(n, args, log)
+    except StepFailed as exc:
+        print(f"Error: {exc} failed (see {log})", file=sys.stderr)
+        return 1
     print(f"machine: {machine()}")
     print()
     print("| messages | rows (all files) | step | seconds | rows/s | peak RSS MB | sqlite-utils s / this s |")

@@ -22,7 +22,6 @@ Prints a Markdown table (stdout) and progress (stderr); asserts nothing.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -34,6 +33,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from tools.bench.common import new_parser
 from tools.bench.import_ import Run, run_child
 
 DEFAULT_SIZES = (100_000, 1_000_000)
@@ -173,10 +173,8 @@ def bench_size(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tools.bench isar",
-        description="Time reading, exporting, importing and verifying an Isar 3 file (prints a Markdown table).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    parser = new_parser(
+        "isar", "Time reading, exporting, importing and verifying an Isar 3 file (prints a Markdown table)."
     )
     parser.add_argument(
         "--messages", default=",".join(str(s) for s in DEFAULT_SIZES), help="comma-separated message counts"

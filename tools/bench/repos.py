@@ -33,6 +33,7 @@ from pychat_db.database import Database
 from pychat_db.migrations import migrate
 from pychat_db.models import Message, Thread
 from tools.bench import repos_async
+from tools.bench.common import cpu_model, new_parser
 
 TAGS = 50
 EPOCH_BASE = 1_600_000_000  # 2020-09-13: the first thread's creation, in Unix seconds
@@ -110,14 +111,7 @@ def timed(fn: Callable[[], object], runs: int) -> list[float]:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model(platform.processor() or platform.machine())
     return (
         f"{cpu}, {os.cpu_count()} cores; {platform.system()} {platform.release()}; "
         f"Python {platform.python_version()}; SQLite {apsw.sqlite_lib_version()}; APSW {apsw.apsw_version()}"
@@ -125,10 +119,8 @@ def machine() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tools.bench repos",
-        description="Time repository reads and writes on a large database (prints a table, asserts nothing).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    parser = new_parser(
+        "repos", "Time repository reads and writes on a large database (prints a table, asserts nothing)."
     )
     parser.add_argument("--threads", type=int, default=10_000, help="threads in the database")
     parser.add_argument("--messages", type=int, default=1_000_000, help="messages in the database")
