@@ -87,6 +87,14 @@ def _annotation(function: Callable[..., Any], text: object) -> str:
     return text
 
 
+def _literal(value: object) -> str:
+    """A default value as Python source, a string in double quotes as ruff format writes it."""
+    text = repr(value)
+    if isinstance(value, str) and text.startswith("'") and '"' not in value:
+        text = '"' + text[1:-1].replace("\\'", "'") + '"'
+    return text
+
+
 def _parameters(function: Callable[..., Any]) -> tuple[list[str], list[str]]:
     """The parameters as declared (self included) and the arguments that pass them on (self left out)."""
     declared: list[str] = []
@@ -102,7 +110,7 @@ def _parameters(function: Callable[..., Any]) -> tuple[list[str], list[str]]:
         if p.annotation is not p.empty:
             text += f": {_annotation(function, p.annotation)}"
         if p.default is not p.empty:
-            text += f" = {p.default!r}" if p.annotation is not p.empty else f"={p.default!r}"
+            text += f" = {_literal(p.default)}" if p.annotation is not p.empty else f"={_literal(p.default)}"
         declared.append(text)
         if p.kind is kinds.POSITIONAL_ONLY and (i + 1 == len(parameters) or parameters[i + 1].kind is not p.kind):
             declared.append("/")

@@ -288,6 +288,37 @@ def test_an_unmarked_protocol_method_is_refused(tmp_path: Path) -> None:
         generate(root)
 
 
+def test_generated_repositories_of_long_and_keyword_signatures_are_formatted(tmp_path: Path) -> None:
+    """However a protocol method's signature is laid out, the generated modules are what ruff format writes."""
+    root = _copy_repo(tmp_path)
+    protocols = root / PROTOCOLS
+    anchor = "class TagRepository(Protocol):\n"
+    declared = (
+        "    @reads\n"
+        "    def count(self, message_id: int, /, *, editable: bool | None = None, name: str = 'x') -> int: ...\n\n"
+        "    @reads\n"
+        "    def search_everything(\n"
+        "        self,\n"
+        "        first_long_parameter_name: builtins.list[Tag] | None = None,\n"
+        "        second_long_parameter_name: builtins.list[Tag] | None = None,\n"
+        "    ) -> builtins.list[Tag]: ...\n\n"
+    )
+    protocols.write_text(protocols.read_text(encoding="utf-8").replace(anchor, anchor + declared, 1), encoding="utf-8")
+    out = generate(root)
+    files = []
+    for name in ("sqlite_repositories.py", "async_protocols.py"):
+        path = tmp_path / name
+        path.write_text(out[f"pychat_db/generated/{name}"], encoding="utf-8")
+        files.append(str(path))
+    assert (
+        "TagPlans.count(message_id, editable=editable, name=name)" in out["pychat_db/generated/sqlite_repositories.py"]
+    )
+    ruff = Path(sys.executable).parent / "ruff"
+    for args in (["check", "--no-cache", "--select", "E,F,W,I"], ["format", "--check", "--no-cache", "--diff"]):
+        result = subprocess.run([str(ruff), *args, *files], capture_output=True, text=True, cwd=ROOT, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_the_public_paths_name_the_generated_repositories() -> None:
     assert sqlite.SQLiteThreadRepository is sqlite_repositories.SQLiteThreadRepository
     assert repositories.SQLiteTagRepository is sqlite_repositories.SQLiteTagRepository
