@@ -25,7 +25,6 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from codegen import render
@@ -65,10 +64,10 @@ def load(root: Path) -> Protocols | None:
         repositories = describe_all(root_protocol)
     except UndescribedMethod as exc:
         raise CodegenError(f"{PROTOCOLS}: {exc}") from exc
-    return Protocols(repositories, root_protocol, _imports(module, path), render.Source.of(path, root))
+    return Protocols(repositories, root_protocol, _imports(path), render.Source.of(path, root))
 
 
-def _imports(module: ModuleType, path: Path) -> dict[str, list[str]]:
+def _imports(path: Path) -> dict[str, list[str]]:
     """The module's own imports, the candidates for the names its annotations use."""
     found: dict[str, list[str]] = {}
     for node in ast.parse(path.read_text(encoding="utf-8")).body:
@@ -126,7 +125,7 @@ def _def(indent: str, keyword: str, name: str, parameters: list[str], returns: s
     if len(line) <= LINE_LENGTH:
         return line
     inner = f"{indent}    {', '.join(parameters)}"
-    if len(inner) <= LINE_LENGTH and "/" not in parameters:
+    if len(inner) <= LINE_LENGTH:
         return f"{indent}{keyword} {name}(\n{inner}\n{indent}{tail}"
     return f"{indent}{keyword} {name}(\n" + "".join(f"{indent}    {p},\n" for p in parameters) + f"{indent}{tail}"
 
@@ -159,9 +158,12 @@ def _method(function: Callable[..., Any], keyword: str, returns: str, body: str 
     }
 
 
+_DOCSTRING = re.compile(r'"""(?:.|\n)*?"""')
+
+
 def _imports_for(template: str, protocols: Protocols, extra: dict[str, list[str]], **context: Any) -> str:
     body = render.environment().get_template(template).render(sources=[], imports="", **context)
-    body = body.split('"""', 2)[2]  # imports are chosen from the code, not the module docstring
+    body = _DOCSTRING.sub("", body)  # imports are chosen from the code, not from what the docstrings say
     candidates = {module: list(names) for module, names in protocols.imports.items()}
     for module, names in extra.items():
         candidates[module] = list(dict.fromkeys([*candidates.get(module, []), *names]))
