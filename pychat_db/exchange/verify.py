@@ -71,19 +71,19 @@ class Verifier:
     def __init__(
         self, export_dir: Path, db_path: Path, source: Source, samples: Samples, progress_stream: Any, jobs: int
     ) -> None:
-        self.jobs = jobs
-        self.db_path = db_path
+        self.source = source
         self.samples = samples
         self.stream = progress_stream
-        self.source = source
-        self.conn = open_database(self.db_path)
+        self.report = VerifyReport(str(export_dir), str(db_path), samples_requested=samples.size)
+        self.db_path = db_path
+        self.conn = open_database(db_path)
         self.conn.execute(READ_CACHE).fetchall()
+        self.jobs = jobs
         self.helpers: DatabaseHelpers | None = None  # see _start_helpers()
         self.one_snapshot = True  # see run()
         self.spill = apsw.Connection("")  # a private temporary on-disk database, deleted on close
         for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -16384", "temp_store = FILE"):
             self.spill.execute(f"PRAGMA {pragma}").fetchall()
-        self.report = VerifyReport(str(export_dir), str(db_path), samples_requested=samples.size)
 
     def close(self) -> None:
         if self.helpers is not None:
