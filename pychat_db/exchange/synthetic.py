@@ -44,10 +44,7 @@ from pychat_db.exchange.contract import (
     Collection,
     Kind,
 )
-from pychat_db.exchange.writer import (
-    FileSummary,
-    HashingWriter,
-)
+from pychat_db.exchange.writer import FileSummary, HashingWriter, write_file
 
 # manifest.json's exportedAt in a generated canonical export (fixed: same args, same bytes).
 GENERATED_AT = "2026-01-01T00:00:00.000000Z"
@@ -401,11 +398,10 @@ def legacy_encoder(collection: Collection) -> Callable[[Sequence[object]], bytes
 
 def write_legacy(directory: Path, collection: Collection, rows: Iterable[Sequence[object]]) -> FileSummary:
     """One compact JSON array (`NAME.json`), or for configuration a single object."""
-    path = directory / f"{collection.name}.json"
     encode = legacy_encoder(collection)
-    out = HashingWriter(path)
-    count = 0
-    try:
+
+    def write(out: HashingWriter) -> int:
+        count = 0
         if collection.single_object:
             for row in rows:
                 out.write(encode(row))
@@ -418,8 +414,6 @@ def write_legacy(directory: Path, collection: Collection, rows: Iterable[Sequenc
                 out.write(encode(row))
                 count += 1
             out.write(b"]")
-    except BaseException:
-        out.abort()
-        raise
-    digest = out.close()
-    return FileSummary(collection.name, path.name, count, digest, out.size)
+        return count
+
+    return write_file(directory / f"{collection.name}.json", collection, write)

@@ -138,16 +138,28 @@ class HashingWriter:
             os.close(self._fd)
 
 
+def write_file(path: Path, collection: Collection, write: Callable[[HashingWriter], int]) -> FileSummary:
+    """Create `path` (0600) and fill it with `write(out)`, which returns the rows it wrote: `collection`'s
+    file, summarised. On any exception the file is left unfinished (its directory is a staged one)."""
+    out = HashingWriter(path)
+    try:
+        count = write(out)
+    except BaseException:
+        out.abort()
+        raise
+    digest = out.close()
+    return FileSummary(collection.name, path.name, count, digest, out.size)
+
+
 def write_collection(directory: Path, collection: Collection, rows: Iterable[Row]) -> FileSummary:
     """Write `collection`'s canonical file into `directory` from rows already in key order.
 
     Creates the file (0600); raises ExportWriteError for a second configuration row.
     """
-    path = directory / collection.canonical_file
     encode = row_encoder(collection)
-    out = HashingWriter(path)
-    count = 0
-    try:
+
+    def write(out: HashingWriter) -> int:
+        count = 0
         if collection.single_object:
             for row in rows:
                 count += 1
@@ -162,11 +174,9 @@ def write_collection(directory: Path, collection: Collection, rows: Iterable[Row
                 out.write(encode(row))
                 out.write(newline)
                 count += 1
-    except BaseException:
-        out.abort()
-        raise
-    digest = out.close()
-    return FileSummary(collection.name, path.name, count, digest, out.size)
+        return count
+
+    return write_file(directory / collection.canonical_file, collection, write)
 
 
 def manifest_bytes(summaries: Sequence[FileSummary], exported_at: str) -> bytes:
