@@ -26,9 +26,8 @@ def generate(root: Path) -> dict[str, str]:
     schema_sources = render.schema_sources(root, migration_paths)
     out: dict[str, str] = {}
     gen = render.GENERATED
-    out[f"{gen}/__init__.py"] = render.render_package_init(
-        "Code generated from schema/ and queries/ by `python -m codegen` (see docs/codegen.md).", []
-    )
+    about = "Generated from schema/, queries/ and the repository protocols by `python -m codegen` (docs/codegen.md)."
+    out[f"{gen}/__init__.py"] = render.render_package_init(about, [])
     out[f"{gen}/enums.py"] = render.render_enums(head, schema_sources)
     out[f"{gen}/rows.py"] = render.render_rows(head, schema_sources)
     out[f"{gen}/mappers.py"] = render.render_mappers(head, schema_sources)

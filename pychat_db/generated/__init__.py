@@ -2,4 +2,4 @@
 # Sources (sha256):
 #   codegen/templates/header.py.j2 ddabc12e6f8ff45aa336e929eb6f45cffa74c67ec4a38a3038772977515973fd
 #   codegen/templates/package_init.py.j2 3ff566a46decafc420dc32c95e89753998a4ca66c89a87902d83ccc67266aa92
-"""Code generated from schema/ and queries/ by `python -m codegen` (see docs/codegen.md)."""
+"""Generated from schema/, queries/ and the repository protocols by `python -m codegen` (docs/codegen.md)."""
