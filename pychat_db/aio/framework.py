@@ -5,8 +5,10 @@ event loop runs; `for_connection(conn)` picks the matching primitives from the
 controller an async connection was opened with, so one `AsyncDatabase` works the same
 under asyncio, trio and anyio. `shielded(fn)` runs `fn()` to its end even when the
 calling task is cancelled meanwhile (a rollback, a commit): the cancellation is
-delivered when it has finished. `in_thread(fn, *args)` runs a blocking call (the legacy
-store's) in a worker thread to its end, the cancellation delivered after it too.
+delivered when it has finished, also when `fn()` failed (under asyncio its error is the
+`CancelledError`'s cause; trio and anyio deliver it at the caller's next checkpoint).
+`in_thread(fn, *args)` runs a blocking call (the legacy store's) in a worker thread to
+its end, the cancellation delivered after it too.
 `running()` picks the primitives of the framework running the caller, for code that
 has no APSW connection to ask (the same detection as `apsw.aio.Auto`, no controller made).
 """
@@ -61,10 +63,10 @@ class _AsyncIO:
                 await asyncio.wait((task,))
             except asyncio.CancelledError:
                 interrupted = True  # the task goes on; the cancellation is raised once it is done
-        result = task.result()
-        if interrupted:
-            raise asyncio.CancelledError
-        return result
+        if interrupted:  # the cancellation wins, whatever `fn` ended with; its error rides along as the cause
+            error = task.exception()
+            raise asyncio.CancelledError from error
+        return task.result()
 
     async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
