@@ -280,8 +280,7 @@ class _Decoding:
         # Where a link's target goes in a row: its key (a dict) or position (a list of values).
         self.keys: list[Any] = [positions[lm.field] if as_values else lm.field for lm in cmap.links]
         self.joins = [
-            LinkJoin(reader.isar, cmap.isar, lm.link, lm.target, lm.field, reader.ids_of(lm.target))
-            for lm in cmap.links
+            LinkJoin(reader.isar, cmap.isar, lm.link, lm.target, reader.ids_of(lm.target)) for lm in cmap.links
         ]
         # No generated decoder when a property is unknown: every object is checked to leave it null.
         self.fast: FastRow | None = (

@@ -20,13 +20,10 @@ class LinkJoin:
     past it, so it comes after the objects before it, as with any refusal.
     """
 
-    def __init__(
-        self, isar: IsarFile, collection: str, link: str, target: str, field: str, targets: frozenset[int]
-    ) -> None:
-        """The link `collection`.`link` to `target`, whose ids are `targets`; `field` names it in a row."""
+    def __init__(self, isar: IsarFile, collection: str, link: str, target: str, targets: frozenset[int]) -> None:
+        """The link `collection`.`link` to `target`, whose ids are `targets`."""
         self.collection = collection
         self.link = link
-        self.field = field
         self.targets = targets
         self.target = target
         schema = isar.collections.get(collection)
