@@ -26,36 +26,16 @@ import builtins
 import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pychat_db.convert import timestamp_to_db
 from pychat_db.errors import ConstraintViolation, NotFound
+from pychat_db.exchange import contract
 from pychat_db.exchange.codec import Row
-from pychat_db.exchange.contract import (
-    CONFIGURATION,
-    MESSAGES,
-    MODE_OUTPUTS,
-    MODES,
-    TAGS,
-    THREADS,
-    Collection,
-)
+from pychat_db.exchange.contract import Collection
 from pychat_db.generated import mappers
-from pychat_db.legacy.rows import (
-    check_row,
-    configuration_from_row,
-    configuration_row,
-    message_row,
-    missing_link,
-    mode_from_row,
-    mode_output_from_row,
-    mode_output_row,
-    mode_row,
-    tag_from_row,
-    tag_row,
-    thread_from_row,
-    thread_row,
-)
+from pychat_db.legacy import rows
+from pychat_db.legacy.rows import check_row, missing_link
 from pychat_db.legacy.store import LegacyStore
 from pychat_db.models import Configuration, Cursor, Message, Mode, ModeOutput, Tag, Thread
 from pychat_db.repositories import mapping, protocols
@@ -70,6 +50,8 @@ __all__ = [
     "LegacyThreadRepository",
     "builtin_modes",
 ]
+
+M = TypeVar("M", bound=Thread | Message | Mode | ModeOutput | Tag)
 
 
 @functools.cache
@@ -103,17 +85,6 @@ class _Repository:
         self._store.put(collection, id, (id, *row[1:]))
         return id
 
-    def _replace(self, collection: Collection, row: Row) -> bool:
-        """Check and store new fields of an existing object; False when there is none. Call inside a transaction."""
-        id = row[0]
-        assert isinstance(id, int)
-        check_row(collection, row)
-        if self._store.get(collection, id) is None or not self._visible(collection, id):
-            return False
-        self._check_links(collection, row)
-        self._store.put(collection, id, row)
-        return True
-
     def _check_links(self, collection: Collection, row: Row) -> None:
         for link in self._store.to_one.get(collection.name, ()):
             target = row[link.position]
@@ -121,15 +92,6 @@ class _Repository:
             if target not in self._store.objects[link.target.name]:
                 column = collection.field(link.field).column
                 raise missing_link(collection.table, column, link.target.table, target)
-
-    def _set_links(self, collection: Collection, row: Row) -> None:
-        id = row[0]
-        assert isinstance(id, int)
-        for link in self._store.to_one.get(collection.name, ()):
-            target = row[link.position]
-            assert isinstance(target, int)
-            if self._store.get(collection, id) is None or link.get(id) != target:
-                self._store.link(link, id, target)
 
     def _visible(self, collection: Collection, id: int) -> bool:
         """Stored, with no empty link (an orphan from Isar data is not shown)."""
@@ -145,39 +107,132 @@ class _Repository:
         return row
 
 
+class _Objects(_Repository, Generic[M]):
+    """What every collection of objects (all but the configuration) does alike, by its rows: `collection`,
+    `to_row` (model -> row) and `from_row`. Each subclass declares its protocol's methods, signed as the
+    protocol has them, over these, and adds what is its own."""
+
+    def __init__(
+        self, store: LegacyStore, collection: Collection, to_row: Callable[[M], Row], from_row: Callable[[Row], M]
+    ) -> None:
+        super().__init__(store)
+        self._collection = collection
+        self._to_row: Callable[[M], Row] = to_row
+        self._from_row: Callable[[Row], M] = from_row
+
+    def _get(self, id: int) -> M:
+        return self._from_row(self._row_of(self._collection, id))
+
+    def _all(self, key: Callable[[Row], Any]) -> builtins.list[M]:
+        """Every object, ordered by `key` of its row."""
+        return [self._from_row(row) for row in sorted(self._store.objects[self._collection.name].values(), key=key)]
+
+    def _visible_rows(self, ids: Iterable[int], key: Callable[[Row], Any], *, reverse: bool = False) -> list[Row]:
+        """The rows (links filled in) of the objects among `ids` a read may show, ordered by `key`."""
+        found: list[Row] = []
+        for id in ids:
+            if self._visible(self._collection, id):
+                row = self._store.get(self._collection, id)
+                assert row is not None
+                found.append(row)
+        return sorted(found, key=key, reverse=reverse)
+
+    def _links_written_with(self, obj: M) -> Callable[[int], None] | None:
+        """What a create or update of `obj` also writes once the object has its id, checked before anything is
+        written (a message: its tags); None: nothing (to-one links are fields of the row)."""
+        return None
+
+    def _create(self, obj: M) -> M:
+        links = self._links_written_with(obj)
+        row = self._to_row(obj)
+        with self._store.transaction():
+            id = self._insert(self._collection, row)
+            self._set_links((id, *row[1:]))
+            if links is not None:
+                links(id)
+        return self._get(id)
+
+    def _update(self, obj: M) -> M:
+        id = mapping.stored_id(obj)
+        links = self._links_written_with(obj)
+        row = self._to_row(obj)
+        with self._store.transaction():
+            if not self._replace(row):
+                raise NotFound(self._collection.table, id)
+            self._set_links(row)
+            if links is not None:
+                links(id)
+        return self._get(id)
+
+    def _replace(self, row: Row) -> bool:
+        """Check and store new fields of an existing object; False when there is none. Call inside a transaction."""
+        id = row[0]
+        assert isinstance(id, int)
+        check_row(self._collection, row)
+        if self._store.get(self._collection, id) is None or not self._visible(self._collection, id):
+            return False
+        self._check_links(self._collection, row)
+        self._store.put(self._collection, id, row)
+        return True
+
+    def _set_links(self, row: Row) -> None:
+        id = row[0]
+        assert isinstance(id, int)
+        for link in self._store.to_one.get(self._collection.name, ()):
+            target = row[link.position]
+            assert isinstance(target, int)
+            if self._store.get(self._collection, id) is None or link.get(id) != target:
+                self._store.link(link, id, target)
+
+    def _delete(self, id: int) -> None:
+        """Delete the object, after the objects whose link points at it (SQLite's ON DELETE CASCADE: a thread's
+        messages and mode outputs, a mode's outputs); the store's Isar delete then cleans every other link."""
+        store = self._store
+        if id not in store.objects[self._collection.name]:
+            raise NotFound(self._collection.table, id)
+        with store.transaction():
+            for link in store.links_to(self._collection):
+                for source_id in sorted(link.sources(id)):
+                    store.delete_object(link.source, source_id)
+            store.delete_object(self._collection, id)
+
+
 class LegacyConfigurationRepository(_Repository):
     def _current(self) -> int | None:
-        ids = self._store.objects[CONFIGURATION.name]
+        ids = self._store.objects[contract.CONFIGURATION.name]
         return next(iter(ids)) if ids else None
 
     def get(self) -> Configuration | None:
         id = self._current()
-        return None if id is None else configuration_from_row(self._row_of(CONFIGURATION, id))
+        return None if id is None else rows.configuration_from_row(self._row_of(contract.CONFIGURATION, id))
 
     def upsert(self, configuration: Configuration) -> Configuration:
-        row = configuration_row(configuration)
+        row = rows.configuration_row(configuration)
         with self._store.transaction():
             current = self._current()
             if row[0] is None and current is not None:
                 row = (current, *row[1:])
             if current is not None:
-                self._store.delete_object(CONFIGURATION, current)
-            id = self._insert(CONFIGURATION, row)
-        return configuration_from_row(self._row_of(CONFIGURATION, id))
+                self._store.delete_object(contract.CONFIGURATION, current)
+            id = self._insert(contract.CONFIGURATION, row)
+        return rows.configuration_from_row(self._row_of(contract.CONFIGURATION, id))
 
     def delete(self) -> bool:
         id = self._current()
         if id is None:
             return False
         with self._store.transaction():
-            self._store.delete_object(CONFIGURATION, id)
+            self._store.delete_object(contract.CONFIGURATION, id)
         return True
 
 
-class LegacyThreadRepository(_Repository):
+class LegacyThreadRepository(_Objects[Thread]):
+    def __init__(self, store: LegacyStore) -> None:
+        super().__init__(store, contract.THREADS, rows.thread_row, rows.thread_from_row)
+
     def list(self, limit: int | None = None, before: Thread | Cursor | None = None) -> builtins.list[Thread]:
         page_limit = mapping.page_limit(limit)
-        keyed = [(row[2], row[0], row) for row in self._store.objects[THREADS.name].values()]
+        keyed = [(row[2], row[0], row) for row in self._store.objects[contract.THREADS.name].values()]
         keyed.sort(key=lambda k: (k[0], k[1]), reverse=True)
         if before is not None:
             cursor = before.cursor if isinstance(before, Thread) else before
@@ -185,62 +240,42 @@ class LegacyThreadRepository(_Repository):
             keyed = [k for k in keyed if (k[0], k[1]) < at]
         if page_limit is not None:
             keyed = keyed[:page_limit]
-        return [thread_from_row(k[2]) for k in keyed]
+        return [rows.thread_from_row(k[2]) for k in keyed]
 
     def get(self, id: int) -> Thread:
-        return thread_from_row(self._row_of(THREADS, id))
+        return self._get(id)
 
     def create(self, thread: Thread) -> Thread:
-        with self._store.transaction():
-            id = self._insert(THREADS, thread_row(thread))
-        return self.get(id)
+        return self._create(thread)
 
     def update(self, thread: Thread) -> Thread:
-        id = mapping.stored_id(thread)
-        with self._store.transaction():
-            if not self._replace(THREADS, thread_row(thread)):
-                raise NotFound("threads", id)
-        return self.get(id)
+        return self._update(thread)
 
     def delete(self, id: int) -> None:
-        if id not in self._store.objects[THREADS.name]:
-            raise NotFound("threads", id)
-        store = self._store
-        with store.transaction():
-            for message_id in sorted(store.message_thread.sources(id)):
-                store.delete_object(MESSAGES, message_id)
-            for output_id in sorted(store.output_thread.sources(id)):
-                store.delete_object(MODE_OUTPUTS, output_id)
-            store.delete_object(THREADS, id)
+        self._delete(id)
 
 
-class LegacyTagRepository(_Repository):
+class LegacyTagRepository(_Objects[Tag]):
+    def __init__(self, store: LegacyStore) -> None:
+        super().__init__(store, contract.TAGS, rows.tag_row, rows.tag_from_row)
+
     def list(self) -> builtins.list[Tag]:
-        rows = sorted(self._store.objects[TAGS.name].values(), key=lambda row: (row[1], row[0]))
-        return [tag_from_row(row) for row in rows]
+        return self._all(key=lambda row: (row[1], row[0]))
 
     def get(self, id: int) -> Tag:
-        return tag_from_row(self._row_of(TAGS, id))
+        return self._get(id)
 
     def create(self, tag: Tag) -> Tag:
-        with self._store.transaction():
-            id = self._insert(TAGS, tag_row(tag))
-        return self.get(id)
+        return self._create(tag)
 
     def update(self, tag: Tag) -> Tag:
-        id = mapping.stored_id(tag)
-        with self._store.transaction():
-            if not self._replace(TAGS, tag_row(tag)):
-                raise NotFound("tags", id)
-        return self.get(id)
+        return self._update(tag)
 
     def delete(self, id: int) -> None:
-        with self._store.transaction():
-            if not self._store.delete_object(TAGS, id):  # Isar cleans the message links itself
-                raise NotFound("tags", id)
+        self._delete(id)  # Isar cleans the message links itself
 
     def of_message(self, message_id: int) -> builtins.list[Tag]:
-        if not self._visible(MESSAGES, message_id):
+        if not self._visible(contract.MESSAGES, message_id):
             return []
         return [self.get(tag_id) for tag_id in sorted(self._store.message_tags.targets(message_id))]
 
@@ -249,8 +284,8 @@ class LegacyTagRepository(_Repository):
             raise NotFound(collection.table, id)
 
     def attach(self, message_id: int, tag_id: int) -> bool:
-        self._require(MESSAGES, message_id)
-        self._require(TAGS, tag_id)
+        self._require(contract.MESSAGES, message_id)
+        self._require(contract.TAGS, tag_id)
         with self._store.transaction():
             return self._store.add_link(self._store.message_tags, message_id, tag_id)
 
@@ -260,7 +295,7 @@ class LegacyTagRepository(_Repository):
 
     def set_tags(self, message_id: int, tag_ids: Iterable[int]) -> builtins.list[Tag]:
         wanted = sorted(set(tag_ids))
-        self._require(MESSAGES, message_id)
+        self._require(contract.MESSAGES, message_id)
         with self._store.transaction():
             self._replace_links(message_id, wanted, lambda tag_id: NotFound("tags", tag_id))
         return self.of_message(message_id)
@@ -269,7 +304,7 @@ class LegacyTagRepository(_Repository):
         """Make the message's links exactly `tag_ids` (inside the caller's transaction)."""
         store = self._store
         for tag_id in tag_ids:
-            if tag_id not in store.objects[TAGS.name]:
+            if tag_id not in store.objects[contract.TAGS.name]:
                 raise missing(tag_id)
         keep = set(tag_ids)
         for tag_id in sorted(store.message_tags.targets(message_id) - keep):
@@ -278,9 +313,9 @@ class LegacyTagRepository(_Repository):
             store.add_link(store.message_tags, message_id, tag_id)
 
 
-class LegacyMessageRepository(_Repository):
+class LegacyMessageRepository(_Objects[Message]):
     def __init__(self, store: LegacyStore, tags: LegacyTagRepository) -> None:
-        super().__init__(store)
+        super().__init__(store, contract.MESSAGES, rows.message_row, self._message)
         self._tags = tags
 
     def _message(self, row: Row) -> Message:
@@ -288,27 +323,21 @@ class LegacyMessageRepository(_Repository):
         assert isinstance(id, int)
         return mapping.message(mappers.message_from_db(row), tuple(self._tags.of_message(id)))
 
-    def _ordered(self, ids: Iterable[int]) -> Iterator[Row]:
-        rows = []
-        for id in ids:
-            if self._visible(MESSAGES, id):
-                row = self._store.get(MESSAGES, id)
-                assert row is not None
-                rows.append(row)
-        rows.sort(key=lambda row: (row[3], row[0]))
-        return iter(rows)
+    def _ordered(self, ids: Iterable[int]) -> builtins.list[Row]:
+        """The visible messages among `ids`, oldest first."""
+        return self._visible_rows(ids, key=lambda row: (row[3], row[0]))
 
     def list(
         self, thread_id: int, limit: int | None = None, after: Message | Cursor | None = None
     ) -> builtins.list[Message]:
         page_limit = mapping.page_limit(limit)
-        rows = self._ordered(self._store.message_thread.sources(thread_id))
+        ordered: Iterator[Row] = iter(self._ordered(self._store.message_thread.sources(thread_id)))
         if after is not None:
             cursor = after.cursor if isinstance(after, Message) else after
             at = (timestamp_to_db(cursor.at), cursor.id)
-            rows = (row for row in rows if (row[3], row[0]) > at)
+            ordered = (row for row in ordered if (row[3], row[0]) > at)
         page: builtins.list[Message] = []
-        for row in rows:
+        for row in ordered:
             if page_limit is not None and len(page) >= page_limit:
                 break
             page.append(self._message(row))
@@ -318,100 +347,75 @@ class LegacyMessageRepository(_Repository):
         self, thread_id: int, limit: int | None = None, before: Message | Cursor | None = None
     ) -> builtins.list[Message]:
         page_limit = mapping.page_limit(limit)
-        rows = list(self._ordered(self._store.message_thread.sources(thread_id)))
+        ordered = self._ordered(self._store.message_thread.sources(thread_id))
         if before is not None:
             cursor = before.cursor if isinstance(before, Message) else before
             at = (timestamp_to_db(cursor.at), cursor.id)
-            rows = [row for row in rows if (row[3], row[0]) < at]
+            ordered = [row for row in ordered if (row[3], row[0]) < at]
         if page_limit is not None:
-            rows = rows[len(rows) - page_limit :] if page_limit else []
-        return [self._message(row) for row in rows]
+            ordered = ordered[len(ordered) - page_limit :] if page_limit else []
+        return [self._message(row) for row in ordered]
 
     def list_by_tag(self, tag_id: int) -> builtins.list[Message]:
         return [self._message(row) for row in self._ordered(self._store.message_tags.sources(tag_id))]
 
     def get(self, id: int) -> Message:
-        return self._message(self._row_of(MESSAGES, id))
+        return self._get(id)
 
-    def _tag_ids(self, message: Message) -> builtins.list[int]:
+    def _links_written_with(self, message: Message) -> Callable[[int], None]:
+        """The message's tags (`Message.tags`, each stored first), linked by id."""
         ids = []
         for tag in message.tags:
             if tag.id is None:
                 raise ValueError(f"Message.tags: tag {tag.name!r} has no id; create it first")
             ids.append(tag.id)
-        return sorted(set(ids))
-
-    def _missing_tag(self, tag_id: int) -> ConstraintViolation:
-        return missing_link("message_tags", "tag_id", "tags", tag_id)
+        tag_ids = sorted(set(ids))
+        missing = functools.partial(missing_link, "message_tags", "tag_id", "tags")
+        return lambda id: self._tags._replace_links(id, tag_ids, missing)
 
     def create(self, message: Message) -> Message:
-        tag_ids = self._tag_ids(message)
-        row = message_row(message)
-        with self._store.transaction():
-            id = self._insert(MESSAGES, row)
-            self._set_links(MESSAGES, (id, *row[1:]))
-            self._tags._replace_links(id, tag_ids, self._missing_tag)
-        return self.get(id)
+        return self._create(message)
 
     def update(self, message: Message) -> Message:
-        id = mapping.stored_id(message)
-        tag_ids = self._tag_ids(message)
-        row = message_row(message)
-        with self._store.transaction():
-            if not self._replace(MESSAGES, row):
-                raise NotFound("messages", id)
-            self._set_links(MESSAGES, row)
-            self._tags._replace_links(id, tag_ids, self._missing_tag)
-        return self.get(id)
+        return self._update(message)
 
     def delete(self, id: int) -> None:
-        with self._store.transaction():
-            if not self._store.delete_object(MESSAGES, id):
-                raise NotFound("messages", id)
+        self._delete(id)
 
 
-class LegacyModeRepository(_Repository):
+class LegacyModeRepository(_Objects[Mode]):
+    def __init__(self, store: LegacyStore) -> None:
+        super().__init__(store, contract.MODES, rows.mode_row, rows.mode_from_row)
+
     def list(self) -> builtins.list[Mode]:
-        rows = sorted(self._store.objects[MODES.name].values(), key=lambda row: (row[3], row[1], row[0]))
-        return [mode_from_row(row) for row in rows]
+        return self._all(key=lambda row: (row[3], row[1], row[0]))
 
     def get(self, id: int) -> Mode:
-        return mode_from_row(self._row_of(MODES, id))
+        return self._get(id)
 
     def create(self, mode: Mode) -> Mode:
-        with self._store.transaction():
-            id = self._insert(MODES, mode_row(mode))
-        return self.get(id)
+        return self._create(mode)
 
     def update(self, mode: Mode) -> Mode:
-        id = mapping.stored_id(mode)
-        with self._store.transaction():
-            if not self._replace(MODES, mode_row(mode)):
-                raise NotFound("modes", id)
-        return self.get(id)
+        return self._update(mode)
 
     def delete(self, id: int) -> None:
-        store = self._store
-        if id not in store.objects[MODES.name]:
-            raise NotFound("modes", id)
-        with store.transaction():
-            for output_id in sorted(store.output_mode.sources(id)):
-                store.delete_object(MODE_OUTPUTS, output_id)
-            store.delete_object(MODES, id)
+        self._delete(id)
 
     def seed_builtins(self) -> builtins.list[Mode]:
-        if self._store.objects[MODES.name]:
+        if self._store.objects[contract.MODES.name]:
             return []
         with self._store.transaction():
-            ids = [self._insert(MODES, (None, name, prompt, 0)) for name, prompt in builtin_modes()]
+            ids = [self._insert(contract.MODES, (None, name, prompt, 0)) for name, prompt in builtin_modes()]
         return [self.get(id) for id in ids]
 
 
-class LegacyModeOutputRepository(_Repository):
+class LegacyModeOutputRepository(_Objects[ModeOutput]):
+    def __init__(self, store: LegacyStore) -> None:
+        super().__init__(store, contract.MODE_OUTPUTS, rows.mode_output_row, rows.mode_output_from_row)
+
     def _newest_first(self, ids: Iterable[int]) -> builtins.list[ModeOutput]:
-        rows = [self._store.get(MODE_OUTPUTS, id) for id in ids if self._visible(MODE_OUTPUTS, id)]
-        rows.sort(key=lambda row: (row[3], row[0]), reverse=True)  # type: ignore[index]
-        return [mode_output_from_row(row) for row in rows if row is not None]
+        return [self._from_row(row) for row in self._visible_rows(ids, key=lambda row: (row[3], row[0]), reverse=True)]
 
     def list_by_thread(self, thread_id: int) -> builtins.list[ModeOutput]:
         return self._newest_first(self._store.output_thread.sources(thread_id))
@@ -420,28 +424,16 @@ class LegacyModeOutputRepository(_Repository):
         return self._newest_first(self._store.output_mode.sources(mode_id))
 
     def get(self, id: int) -> ModeOutput:
-        return mode_output_from_row(self._row_of(MODE_OUTPUTS, id))
+        return self._get(id)
 
     def create(self, output: ModeOutput) -> ModeOutput:
-        row = mode_output_row(output)
-        with self._store.transaction():
-            id = self._insert(MODE_OUTPUTS, row)
-            self._set_links(MODE_OUTPUTS, (id, *row[1:]))
-        return self.get(id)
+        return self._create(output)
 
     def update(self, output: ModeOutput) -> ModeOutput:
-        id = mapping.stored_id(output)
-        row = mode_output_row(output)
-        with self._store.transaction():
-            if not self._replace(MODE_OUTPUTS, row):
-                raise NotFound("mode_outputs", id)
-            self._set_links(MODE_OUTPUTS, row)
-        return self.get(id)
+        return self._update(output)
 
     def delete(self, id: int) -> None:
-        with self._store.transaction():
-            if not self._store.delete_object(MODE_OUTPUTS, id):
-                raise NotFound("mode_outputs", id)
+        self._delete(id)
 
 
 class LegacyRepositories:
@@ -488,13 +480,7 @@ class LegacyRepositories:
             self.store.save()
 
 
-if TYPE_CHECKING:  # mypy checks that each implementation satisfies its protocol; never runs
+if TYPE_CHECKING:  # mypy checks that the repositories satisfy the protocols (each one's, too); never runs
 
     def _conforms(store: LegacyStore) -> None:
-        tags = LegacyTagRepository(store)
-        _configuration: protocols.ConfigurationRepository = LegacyConfigurationRepository(store)
-        _threads: protocols.ThreadRepository = LegacyThreadRepository(store)
-        _messages: protocols.MessageRepository = LegacyMessageRepository(store, tags)
-        _modes: protocols.ModeRepository = LegacyModeRepository(store)
-        _outputs: protocols.ModeOutputRepository = LegacyModeOutputRepository(store)
-        _tags: protocols.TagRepository = tags
+        _repositories: protocols.Repositories = LegacyRepositories(store)

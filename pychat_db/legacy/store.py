@@ -154,6 +154,10 @@ class LegacyStore:
             values[link.position] = link.get(id)
         return tuple(values)
 
+    def links_to(self, collection: Collection) -> tuple[ToOne, ...]:
+        """The to-one links that point at objects of `collection` (a thread: messages' and mode outputs')."""
+        return tuple(link for links in self.to_one.values() for link in links if link.target is collection)
+
     def ids(self, collection: Collection) -> list[int]:
         return sorted(self.objects[collection.name])
 
@@ -273,10 +277,9 @@ class LegacyStore:
         self._log(lambda: objects.__setitem__(id, row))
         for link in self.to_one.get(collection.name, ()):
             self.link(link, id, None)
-        for link in (self.message_thread, self.output_thread, self.output_mode):
-            if link.target is collection:
-                for source_id in link.sources(id):
-                    self.link(link, source_id, None)
+        for link in self.links_to(collection):
+            for source_id in link.sources(id):
+                self.link(link, source_id, None)
         if collection is contract.MESSAGES:
             for tag_id in self.message_tags.targets(id):
                 self.remove_link(self.message_tags, id, tag_id)
