@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import importlib
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -73,51 +74,28 @@ class _AsyncIO:
         return await self.shielded(lambda: loop.run_in_executor(None, functools.partial(fn, *args)))
 
 
-class _Trio:
-    name = "trio"
+class _CancelScoped:
+    """trio and anyio: the same primitives under the same names (`Lock`, `Semaphore`, `CancelScope`, `to_thread`)."""
 
-    def __init__(self) -> None:
-        import trio
-
-        self._trio = trio
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._module: Any = importlib.import_module(name)
 
     def lock(self) -> AbstractAsyncContextManager[Any]:
-        return self._trio.Lock()
+        lock: AbstractAsyncContextManager[Any] = self._module.Lock()
+        return lock
 
     def semaphore(self, value: int) -> AbstractAsyncContextManager[Any]:
-        return self._trio.Semaphore(value)
+        semaphore: AbstractAsyncContextManager[Any] = self._module.Semaphore(value)
+        return semaphore
 
     async def shielded(self, fn: Callable[[], Awaitable[T]]) -> T:
-        with self._trio.CancelScope(shield=True):  # a shielded scope is never cancelled, so it swallows nothing
+        with self._module.CancelScope(shield=True):  # a shielded scope is never cancelled, so it swallows nothing
             result = await fn()
         return result
 
     async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
-        result: T = await self._trio.to_thread.run_sync(fn, *args)  # not abandoned when cancelled: it ends first
-        return result
-
-
-class _AnyIO:
-    name = "anyio"
-
-    def __init__(self) -> None:
-        import anyio
-
-        self._anyio = anyio
-
-    def lock(self) -> AbstractAsyncContextManager[Any]:
-        return self._anyio.Lock()
-
-    def semaphore(self, value: int) -> AbstractAsyncContextManager[Any]:
-        return self._anyio.Semaphore(value)
-
-    async def shielded(self, fn: Callable[[], Awaitable[T]]) -> T:
-        with self._anyio.CancelScope(shield=True):  # a shielded scope is never cancelled, so it swallows nothing
-            result = await fn()
-        return result
-
-    async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
-        result: T = await self._anyio.to_thread.run_sync(fn, *args)  # not abandoned when cancelled: it ends first
+        result: T = await self._module.to_thread.run_sync(fn, *args)  # not abandoned when cancelled: it ends first
         return result
 
 
@@ -125,9 +103,9 @@ def for_connection(conn: apsw.AsyncConnection) -> Framework:
     """The primitives of the framework whose APSW controller runs `conn`."""
     controller = conn.async_controller
     if isinstance(controller, apsw.aio.Trio):
-        return _Trio()
+        return _CancelScoped("trio")
     if isinstance(controller, apsw.aio.AnyIO):
-        return _AnyIO()
+        return _CancelScoped("anyio")
     if isinstance(controller, apsw.aio.AsyncIO):
         return _AsyncIO()
     raise TypeError(f"pychat_db.aio: no primitives for APSW controller {type(controller).__name__}")
@@ -145,7 +123,7 @@ def running() -> Framework:
         frame = sys._getframe()
         while frame is not None:
             if frame.f_code is code:
-                return _AnyIO()
+                return _CancelScoped("anyio")
             frame = frame.f_back  # type: ignore[assignment]
     if "trio" in sys.modules:
         import trio
@@ -155,7 +133,7 @@ def running() -> Framework:
         except RuntimeError:
             pass
         else:
-            return _Trio()
+            return _CancelScoped("trio")
     asyncio.get_running_loop()
     return _AsyncIO()
 
