@@ -35,6 +35,8 @@ __all__ = [
 def _utc(owner: object, name: str) -> None:
     """Check that `owner.name` is an aware datetime and store it converted to UTC."""
     value = getattr(owner, name)
+    if type(value) is dt.datetime and value.tzinfo is UTC:  # as read from the database: nothing to check or convert
+        return
     where = f"{type(owner).__name__}.{name}"
     if not isinstance(value, dt.datetime):
         raise TypeError(f"{where}: expected an aware datetime, got {type(value).__name__}")

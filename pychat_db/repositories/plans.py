@@ -195,8 +195,12 @@ class TagPlans:
             return {}
         rows = yield from query("message_tags", tags_q.list_tags_of_messages, message_ids=message_ids)
         found: dict[int, builtins.list[Tag]] = {}
+        made: dict[int, Tag] = {}  # one Tag per tag: a page's messages share a few (models are immutable)
         for row in rows:
-            found.setdefault(row.message_id, []).append(mapping.tag(row))
+            tag = made.get(row.id)
+            if tag is None:
+                tag = made[row.id] = mapping.tag(row)
+            found.setdefault(row.message_id, []).append(tag)
         return {message_id: tuple(tags) for message_id, tags in found.items()}
 
     @staticmethod
