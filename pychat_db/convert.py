@@ -100,7 +100,12 @@ def enum_to_db(value: enum.Enum) -> str:
 
 
 def enum_from_db(kind: type[_E], value: str) -> _E:
-    return kind(value)
+    """The member whose value is `value`; any other value is the ValueError `kind(value)` raises."""
+    try:
+        member = kind._value2member_map_.get(value)  # what kind(value) looks up first, without its call machinery
+    except TypeError:  # an unhashable value: kind(value) refuses it by name
+        member = None
+    return member if isinstance(member, kind) else kind(value)
 
 
 # A single value read back from a query (a `$` query, or a `<!` returning one column) is checked, not

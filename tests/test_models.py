@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from pychat_db.convert import NaiveDatetimeError
+from pychat_db.convert import NaiveDatetimeError, enum_from_db
 from pychat_db.generated.enums import MessageType as GeneratedMessageType
 from pychat_db.models import Configuration, Cursor, Message, MessageType, ModeOutput, Tag, Thread
 
@@ -45,6 +45,36 @@ def test_aware_datetimes_are_converted_to_utc() -> None:
     assert thread.created_at.tzinfo is UTC
     assert thread.created_at == local
     assert thread.created_at.hour == 4 and thread.created_at.minute == 30
+
+
+def test_a_utc_datetime_of_a_subclass_or_another_utc_zone_is_still_checked_and_converted() -> None:
+    """The shortcut for a plain datetime in `datetime.UTC` (as read from the database) skips nothing else."""
+
+    class Stamp(dt.datetime):
+        pass
+
+    class Greenwich(dt.tzinfo):  # offset 0, but not datetime.UTC
+        def utcoffset(self, when: dt.datetime | None) -> dt.timedelta:
+            return dt.timedelta(0)
+
+        def dst(self, when: dt.datetime | None) -> dt.timedelta:
+            return dt.timedelta(0)
+
+        def tzname(self, when: dt.datetime | None) -> str:
+            return "GMT"
+
+    for value in (Stamp(2024, 1, 2, tzinfo=UTC), dt.datetime(2024, 1, 2, tzinfo=Greenwich())):
+        thread = Thread(name="t", created_at=value)
+        assert thread.created_at == value and thread.created_at.tzinfo is UTC
+    with pytest.raises(NaiveDatetimeError, match=r"^Thread\.created_at: naive datetime"):
+        Thread(name="t", created_at=Stamp(2024, 1, 2))
+
+
+def test_stored_enum_text_is_the_member_and_anything_else_is_refused_by_name() -> None:
+    assert enum_from_db(MessageType, "audio") is MessageType.AUDIO
+    for bad in ("video", "AUDIO", 1, None, ["audio"]):
+        with pytest.raises(ValueError, match=r"is not a valid MessageType"):
+            enum_from_db(MessageType, bad)  # type: ignore[arg-type]
 
 
 def test_api_key_never_in_repr_or_str() -> None:
