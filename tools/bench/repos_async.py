@@ -9,6 +9,8 @@ On the database `tools.bench repos` builds, under asyncio:
   beside each, the async pages per second and the process's CPU time per page (all its
   threads, the writer's included): pages/s times CPU ms/page near 1,000 means the reads
   are bound by the one core the GIL lets Python run on;
+* threads pages read while another task holds a write transaction open (rolled back):
+  reads go to the read connections, so they do not wait for the writer;
 * inserts per second: `--inserts` messages with tags, one `messages.create` each, async and sync;
 * the event loop's stalls: a ticker task sleeps 1 ms in a loop and records how late it
   wakes, while the inserts run; then with nothing else running for as long (the machine's
@@ -129,6 +131,8 @@ class Figures:
     whole: list[float]  # ... while one call reads the inserted messages all at once
     whole_seconds: float  # that call's time
     paged: list[float]  # ... while they are read a page at a time
+    beside_open_block: list[float]  # threads pages read while another task held a write transaction open
+    block_seconds: float  # how long it held it
 
 
 async def _async_figures(
@@ -227,6 +231,9 @@ async def _async_figures(
             await writer_task
             await db.threads.delete(writes.id)
 
+            progress("timing: threads pages while another task holds a write transaction open")
+            beside_open_block, block_seconds = await _beside_an_open_block(db, args.page)
+
             progress(f"timing: {args.inserts} inserts with tags (async)")
             thread = await db.threads.create(Thread(name="bench inserts", created_at=dt.datetime.now(dt.UTC)))
             assert thread.id is not None
@@ -250,7 +257,53 @@ async def _async_figures(
                 while page := await db.messages.list(thread.id, limit=args.page, after=after):
                     after = page[-1]
             await db.threads.delete(thread.id)
-    return Figures(rows, written, args.inserts / took, inserting, idle, whole, whole_seconds, paged)
+    return Figures(
+        rows,
+        written,
+        args.inserts / took,
+        inserting,
+        idle,
+        whole,
+        whole_seconds,
+        paged,
+        beside_open_block,
+        block_seconds,
+    )
+
+
+class _KeepNothing(Exception):
+    pass
+
+
+async def _beside_an_open_block(db: AsyncDatabase, page: int, hold: float = 0.5) -> tuple[list[float], float]:
+    """Threads pages read, one after another, while another task's write transaction stays open for `hold` s.
+
+    The block writes, then waits; it is rolled back, so the database stays as it was. Reads
+    that went through the writer would wait for the whole block.
+    """
+    opened = asyncio.Event()
+    samples: list[float] = []
+
+    async def block() -> None:
+        try:
+            async with db.transaction():
+                await db.threads.create(Thread(name="bench open block", created_at=dt.datetime.now(dt.UTC)))
+                opened.set()
+                await asyncio.sleep(hold)
+                raise _KeepNothing
+        except _KeepNothing:
+            pass
+
+    task = asyncio.ensure_future(block())
+    await opened.wait()
+    start = time.perf_counter()
+    while not task.done():
+        began = time.perf_counter()
+        await db.threads.list(limit=page)
+        samples.append(time.perf_counter() - began)
+    held = time.perf_counter() - start
+    await task
+    return samples, held
 
 
 def run(path: Path, args: argparse.Namespace, progress: Callable[[str], None]) -> list[str]:
@@ -289,6 +342,9 @@ def run(path: Path, args: argparse.Namespace, progress: Callable[[str], None]) -
         "",
         f"inserts ({args.inserts} messages with tags, one create each): async {figures.inserts_per_second:,.0f}/s, "
         f"sync {sync_inserts:,.0f}/s",
+        f"threads pages while another task held a write transaction open ({figures.block_seconds * 1000:.0f} ms): "
+        f"{len(figures.beside_open_block):,} read, p50 {_ms(statistics.median(figures.beside_open_block))} ms, "
+        f"longest {_ms(max(figures.beside_open_block))} ms",
         "",
         "the event loop's stalls: how late a task sleeping 1 ms in a loop woke up",
         f"- while inserting: {_stall(figures.inserting)}",
