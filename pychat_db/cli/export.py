@@ -24,7 +24,7 @@ from pathlib import Path
 
 import apsw
 
-from pychat_db.cli import ui
+from pychat_db.cli import exporting, ui
 from pychat_db.errors import MigrationError, SchemaMismatch
 from pychat_db.exchange.contract import Collection, select_sql
 from pychat_db.exchange.writer import ExportWriteError, FileSummary, Row, staged_directory
@@ -60,7 +60,7 @@ def export_database(
     try:
         conn.execute("BEGIN")
         with staged_directory(out, force=force) as stage:
-            summaries = ui.write_export(stage, lambda c: table_rows(conn, c), exported_at, quiet=quiet)
+            summaries = exporting.write_export(stage, lambda c: table_rows(conn, c), exported_at, quiet=quiet)
     finally:
         if conn.in_transaction:
             conn.execute("COMMIT")
@@ -72,7 +72,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser = ui.new_parser(prog, "Write a database as the canonical export (the rollback path of the import).")
     parser.add_argument("--db", required=True, type=Path, metavar="PATH", help="database file to export")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="directory to create (absent or empty)")
-    ui.add_export_output(parser)
+    exporting.add_export_output(parser)
     ui.add_report(parser)
     ui.add_quiet(parser)
     return parser
@@ -80,7 +80,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     args = build_parser(prog).parse_args(argv)
-    run = ui.ExportRun(args.out, args.exported_at or ui.now_exported_at())
+    run = exporting.ExportRun(args.out, args.exported_at or exporting.now_exported_at())
     try:
         run.summaries = export_database(
             args.db, args.out, exported_at=run.exported_at, force=args.force, quiet=args.quiet

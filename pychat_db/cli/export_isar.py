@@ -26,7 +26,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from pychat_db.cli import ui
+from pychat_db.cli import exporting, ui
 from pychat_db.exchange.contract import Collection
 from pychat_db.exchange.reader import ExportError as ReadError
 from pychat_db.exchange.reader import MappingSource, Problem
@@ -114,7 +114,7 @@ def export_isar(
         open_source(path, ui.shown(path), reader=isar_reader, checked=True, notes=notes, nulls=nulls) as source,
         staged_directory(out, force=force) as stage,
     ):
-        summaries = ui.write_export(stage, lambda c: source_rows(source, c), exported_at, quiet=quiet)
+        summaries = exporting.write_export(stage, lambda c: source_rows(source, c), exported_at, quiet=quiet)
         if keep_removed is not None:
             assert source.opened is not None
             history.write_removed(source.opened.isar, keep_removed)
@@ -131,7 +131,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--inspect", action="store_true", help="print collections, types, counts; write nothing")
     action.add_argument("--out", type=Path, metavar="DIR", help="export directory to create (absent or empty)")
-    ui.add_export_output(parser)
+    exporting.add_export_output(parser)
     ui.add_report(parser)
     ui.add_isar_reader(parser, "writes")
     ui.add_nulls(parser)
@@ -145,7 +145,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     name = ui.shown(args.file)
     if args.keep_removed is not None and not args.keep_removed.parent.is_dir():  # known before the export
         return ui.error(f"{ui.shown(args.keep_removed)}: no such directory")
-    run = ui.ExportRun(args.out, args.exported_at or ui.now_exported_at())
+    run = exporting.ExportRun(args.out, args.exported_at or exporting.now_exported_at())
     met: dict[str, ReadNotes] = {}
     try:
         if args.inspect:

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pychat_db.cli import ui
+from pychat_db.cli import exporting, ui
 from pychat_db.exchange.contract import (
     CONFIGURATION,
     MESSAGE_TAGS,
@@ -48,7 +48,7 @@ def generate(out: Path, spec: Spec, *, variant: str, force: bool = False, quiet:
             return write_legacy(stage, collection, rows)
 
         order = (CONFIGURATION, THREADS, MODES, TAGS, MESSAGES, MODE_OUTPUTS, MESSAGE_TAGS)
-        summaries = ui.write_files(order, write, verb="generated", quiet=quiet)
+        summaries = exporting.write_files(order, write, verb="generated", quiet=quiet)
         if canonical:
             write_manifest(stage, summaries, GENERATED_AT)
     return summaries
