@@ -22,14 +22,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, settings
-from hypothesis.stateful import initialize, invariant
 
 from pychat_db.aio import AsyncDatabase
 from pychat_db.aio.dual import AsyncDualWriteRepositories
 from pychat_db.aio.legacy import AsyncLegacyRepositories
 from pychat_db.database import Database
 from tests.test_dual_stateful import ThroughDualWrites
-from tests.test_legacy_stateful import Outcome, outcome
 
 T = TypeVar("T")
 REPOSITORIES = frozenset({"configuration", "threads", "messages", "modes", "mode_outputs", "tags"})
@@ -70,7 +68,6 @@ class Blocking:
 class ThroughAsyncDualWrites(ThroughDualWrites):
     def __init__(self) -> None:
         super().__init__()
-        self.dual_sync = self.dual  # the sync machine's wrapper and database: replaced by the async ones
         self.sql.close()
         self.folder = tempfile.TemporaryDirectory(prefix="aio-dual-")
         path = Path(self.folder.name) / "chat.db"
@@ -95,15 +92,6 @@ class ThroughAsyncDualWrites(ThroughDualWrites):
         self.async_dual = run(wrap())
         self.dual = Blocking(self.async_dual, run)
 
-    @initialize()
-    def seeded(self) -> None:
-        seeded = self.dual.modes.seed_builtins()
-        assert len(seeded) == 5 and self.sql.modes.list() == self.legacy.modes.list()
-        self.populate()
-
-    def both(self, call: Callable[[Any], Any]) -> Outcome:
-        return outcome(lambda: call(self.dual))
-
     def teardown(self) -> None:
         try:
             self.sql.close()
@@ -111,11 +99,6 @@ class ThroughAsyncDualWrites(ThroughDualWrites):
         finally:
             self.runner.close()
             self.folder.cleanup()
-
-    @invariant()
-    def never_diverged(self) -> None:
-        dual = self.async_dual
-        assert dual.failures == [] and dual.pending == 0 and not dual.diverged, self.log.getvalue()
 
 
 ThroughAsyncDualWrites.TestCase.settings = settings(
