@@ -62,6 +62,7 @@ def test_bench_repos_async_prints_its_table(tmp_path: Path) -> None:
         ("messages page (5, with tags)", "3 + writer"),
     ]
     assert any(line.startswith("inserts (20 messages with tags, one create each): async ") for line in lines)
+    assert any(re.match(r"load average \(1 min\) before: [\d.]+, after: [\d.]+: ", line) for line in lines), lines
     beside = [line for line in lines if line.startswith("threads pages while another task held a write transaction")]
     assert len(beside) == 1 and re.search(r"\): [\d,]+ read, p50 [\d.]+ ms, longest [\d.]+ ms$", beside[0]), beside
     stalls = [line for line in lines if line.startswith("- ")]

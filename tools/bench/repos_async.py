@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import os
 import random
 import statistics
 import time
@@ -306,6 +307,13 @@ async def _beside_an_open_block(db: AsyncDatabase, page: int, hold: float = 0.5)
     return samples, held
 
 
+def _load_average() -> str:
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:  # not every platform has one
+        return "unknown"
+
+
 def run(path: Path, args: argparse.Namespace, progress: Callable[[str], None]) -> list[str]:
     """Measure; the report's lines."""
     with Database(path) as db:
@@ -313,10 +321,13 @@ def run(path: Path, args: argparse.Namespace, progress: Callable[[str], None]) -
         # The threads whose pages are read, the same for sync and async.
         thread_ids = random.Random(7).sample(every, min(len(every), args.runs))
         tags = db.tags.list()
+    load_before = _load_average()
     figures = asyncio.run(_async_figures(path, args, thread_ids, tags, progress))
     progress(f"timing: {args.inserts} inserts with tags (sync)")
     sync_inserts = _sync_inserts(path, args, tags)
     lines = [
+        f"load average (1 min) before: {load_before}, after: {_load_average()}: stalls are the queries' own only when "
+        "the machine is otherwise idle (other jobs' load alone makes stalls of several ms)",
         f"async: AsyncDatabase ({args.readers} read connections and the writer), asyncio; sync: Database. "
         "Alone: one caller, a sync and an async call in turn; + writer: the async pages while one task wrote "
         f"messages with tags ({figures.written} of them)",
