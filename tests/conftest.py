@@ -15,6 +15,7 @@ import pytest
 from pychat_db.connection import connect
 from pychat_db.migrations import migrate
 from tests.support.commands import run_module
+from tests.support.switchover import copy_sides, populate
 
 
 @pytest.fixture
@@ -48,3 +49,15 @@ def file_db(db_path: Path) -> Iterator[apsw.Connection]:
 def run() -> object:
     """`run(module, *args)` → CompletedProcess of `python -m module args...`."""
     return run_module
+
+
+@pytest.fixture(scope="session")
+def switchover_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Both switch-over sides populated from examples/export once (`tests.support.switchover.populate`)."""
+    return populate(tmp_path_factory.mktemp("switchover_template"))
+
+
+@pytest.fixture
+def sides(switchover_template: Path, tmp_path: Path) -> Path:
+    """The test's own copy of both switch-over sides: `legacy/` and `chat.db` under tmp_path."""
+    return copy_sides(switchover_template, tmp_path)

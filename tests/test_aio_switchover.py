@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import shutil
 from pathlib import Path
 
 import apsw
@@ -17,46 +16,15 @@ from pychat_db.aio.dual import AsyncDualWriteRepositories
 from pychat_db.aio.legacy import AsyncLegacyRepositories
 from pychat_db.aio.shadow import AsyncShadowReadRepositories
 from pychat_db.aio.wiring import open_async_repositories
-from pychat_db.database import Database
 from pychat_db.errors import NotFound
 from pychat_db.exchange.contract import THREADS
-from pychat_db.exchange.loader import import_source
-from pychat_db.exchange.reader import ExportDirectory
 from pychat_db.legacy import LegacyRepositories, LegacyStore
 from pychat_db.models import Thread
 from pychat_db.switchover import MismatchReporter, OutOfSync, Settings
 from tests.support.aio_scenario import at
-from tests.support.commands import ROOT
+from tests.support.switchover import env, thread_count
 
-EXAMPLE = ROOT / "examples" / "export"
 FREE_ID = 4_000_000
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Both sides populated from examples/export: `legacy/` (the store's own save) and `chat.db` (the importer)."""
-    root = tmp_path_factory.mktemp("aio_switchover_template")
-    LegacyStore.load(EXAMPLE).save(root / "legacy")
-    import_source(ExportDirectory(EXAMPLE), root / "chat.db")
-    return root
-
-
-@pytest.fixture
-def sides(template: Path, tmp_path: Path) -> Path:
-    shutil.copytree(template / "legacy", tmp_path / "legacy")
-    shutil.copyfile(template / "chat.db", tmp_path / "chat.db")
-    return tmp_path
-
-
-def env(root: Path, **more: str) -> dict[str, str]:
-    return {"PYCHAT_DB_PATH": str(root / "chat.db"), "PYCHAT_DB_LEGACY_DIR": str(root / "legacy")} | more
-
-
-def thread_count(root: Path) -> tuple[int, int]:
-    """Threads in (the saved legacy store, the SQLite file)."""
-    with Database(root / "chat.db", seed_modes=False) as db:
-        in_db = len(db.threads.list())
-    return LegacyStore.load(root / "legacy").count(THREADS), in_db
 
 
 @pytest.mark.parametrize("framework", ["asyncio", "trio"])

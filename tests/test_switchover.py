@@ -7,7 +7,6 @@ import datetime as dt
 import hashlib
 import io
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,8 +15,6 @@ import pytest
 from pychat_db.database import Database
 from pychat_db.errors import NotFound
 from pychat_db.exchange.contract import THREADS
-from pychat_db.exchange.loader import import_source
-from pychat_db.exchange.reader import ExportDirectory
 from pychat_db.exchange.verify import verify
 from pychat_db.legacy import LegacyRepositories, LegacyStore
 from pychat_db.models import Message, Thread
@@ -33,32 +30,12 @@ from pychat_db.switchover import (
     open_repositories,
     startup_settings,
 )
-from tests.support.commands import ROOT, run_module
+from tests.support.commands import run_module
+from tests.support.switchover import env, thread_count
 
-EXAMPLE = ROOT / "examples" / "export"
 T0 = dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 FREE_ID = 4_000_000  # an id no collection of the example uses
 Sides = tuple[LegacyRepositories, Database, Path]
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Both sides populated from examples/export: `legacy/` (the store's own save) and `chat.db` (the importer)."""
-    root = tmp_path_factory.mktemp("switchover_template")
-    LegacyStore.load(EXAMPLE).save(root / "legacy")
-    import_source(ExportDirectory(EXAMPLE), root / "chat.db")
-    return root
-
-
-@pytest.fixture
-def sides(template: Path, tmp_path: Path) -> Path:
-    shutil.copytree(template / "legacy", tmp_path / "legacy")
-    shutil.copyfile(template / "chat.db", tmp_path / "chat.db")
-    return tmp_path
-
-
-def env(root: Path, **more: str) -> dict[str, str]:
-    return {"PYCHAT_DB_PATH": str(root / "chat.db"), "PYCHAT_DB_LEGACY_DIR": str(root / "legacy")} | more
 
 
 @pytest.fixture
@@ -67,13 +44,6 @@ def dual_sides(sides: Path) -> Iterator[Sides]:
     db = Database(sides / "chat.db", seed_modes=False)
     yield legacy, db, sides
     db.close()
-
-
-def thread_count(root: Path) -> tuple[int, int]:
-    """Threads in (the saved legacy store, the SQLite file)."""
-    with Database(root / "chat.db", seed_modes=False) as db:
-        in_db = len(db.threads.list())
-    return LegacyStore.load(root / "legacy").count(THREADS), in_db
 
 
 def equal_sides(legacy: LegacyRepositories, db: Database, root: Path) -> bool:
