@@ -20,6 +20,7 @@ import apsw
 import pytest
 
 from pychat_db.connection import connect
+from pychat_db.exchange.importing import NoProgress
 from pychat_db.exchange.loader import ImportFailed, ImportOptions, import_source
 from pychat_db.exchange.reader import ExportDirectory
 from pychat_db.locks import HOLDER, DatabaseInUse, ensure_not_in_use, holding, processes_with_open
@@ -258,21 +259,12 @@ def test_open_files_name_the_process(imported: tuple[Path, Path], holders: list[
     ensure_not_in_use(db)
 
 
-class OpenAtPublish:
+class OpenAtPublish(NoProgress):
     """Progress that starts a holder process as the import begins to publish (after the check at its start)."""
 
     def __init__(self, mode: str, db: Path, holders: list[Holder]) -> None:
         self.mode, self.db, self.holders = mode, db, holders
         self.before: dict[str, bytes] = {}
-
-    def begin(self, collection: str, total_bytes: int | None) -> None:
-        pass
-
-    def update(self, rows: int, nbytes: int) -> None:
-        pass
-
-    def end(self, collection: str, rows: int, seconds: float) -> None:
-        pass
 
     def phase(self, text: str) -> None:
         if text.startswith("switching to WAL"):
