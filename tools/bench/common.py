@@ -1,8 +1,9 @@
-"""What the benchmarks share: the parser of `python -m tools.bench NAME` and the CPU's name."""
+"""What the benchmarks share: the parser of `python -m tools.bench NAME`, the CPU's name, a percentile."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -24,3 +25,9 @@ def cpu_model(fallback: str) -> str:
     except OSError:
         pass
     return fallback
+
+
+def percentile(samples: Sequence[float], fraction: float) -> float:
+    """The sample at `fraction` (0 to 1) of the sorted samples, nearest rank (p95: 0.95)."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]

@@ -33,7 +33,7 @@ from pychat_db.database import Database
 from pychat_db.migrations import migrate
 from pychat_db.models import Message, Thread
 from tools.bench import repos_async
-from tools.bench.common import cpu_model, new_parser
+from tools.bench.common import cpu_model, new_parser, percentile
 
 TAGS = 50
 EPOCH_BASE = 1_600_000_000  # 2020-09-13: the first thread's creation, in Unix seconds
@@ -234,9 +234,8 @@ def _run(db: Database, args: argparse.Namespace, progress: Callable[[str], None]
     print("| operation | runs | median ms | p95 ms | min ms |")
     print("|---|---:|---:|---:|---:|")
     for name, samples in results:
-        ordered = sorted(samples)
-        p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-        print(f"| {name} | {len(samples)} | {statistics.median(samples):.3f} | {p95:.3f} | {ordered[0]:.3f} |")
+        p95 = percentile(samples, 0.95)
+        print(f"| {name} | {len(samples)} | {statistics.median(samples):.3f} | {p95:.3f} | {min(samples):.3f} |")
     per_insert_us = statistics.median(write_samples) * 1000 / args.inserts
     print()
     print(f"inserts: {per_insert_us:.1f} µs per message (median run), {1e6 / per_insert_us:,.0f} messages/s")

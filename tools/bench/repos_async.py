@@ -40,6 +40,7 @@ from pychat_db.aio import AsyncDatabase
 from pychat_db.aio.database import DEFAULT_READERS
 from pychat_db.database import Database
 from pychat_db.models import Message, Tag, Thread
+from tools.bench.common import percentile
 
 TICK = 0.001  # the ticker's sleep, in seconds
 STALL_LIMIT = 0.005  # issue 17's target: no stall over 5 ms
@@ -65,11 +66,6 @@ async def ticking() -> AsyncIterator[list[float]]:
     finally:
         stop = True
         await task
-
-
-def percentile(samples: Sequence[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def _ms(seconds: float) -> str:
